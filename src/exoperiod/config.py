@@ -1,0 +1,167 @@
+"""The exoperiod configuration: one JSON file, validated by pydantic.
+
+The keys of the seed project's ``config.json`` are accepted as they are (including the
+misspelt ``valid_lightcurve_lenght_threshold``); unknown keys and impossible values are
+rejected with a one-line :class:`ConfigError` that names the key.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+
+from .paths import PACKAGE_DATA
+
+KEPLER_LONG_CADENCE_MINUTES = 29.4244
+
+DEFAULT_CONFIG_PATH = PACKAGE_DATA / "config.json"
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message is one line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class PeriodDistribution(_Strict):
+    min: float = Field(1.0, gt=0, description="Shortest period of the grid, days.")
+    max: float = Field(40.0, gt=0, description="Longest period of the grid, days.")
+    bins: int = Field(100, ge=2, description="Number of period bins.")
+    spacing: Literal["log", "linear"] = "log"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "PeriodDistribution":
+        if self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        return self
+
+
+class DistributionParams(_Strict):
+    period: PeriodDistribution = PeriodDistribution()
+
+
+class SyntheticPriors(_Strict):
+    """Priors of injected planets (see README, "Simulated stars and injected planets")."""
+
+    snr_min: float = Field(7.0, gt=0, description="Lowest injected transit SNR.")
+    snr_max: float = Field(50.0, gt=0, description="Highest injected transit SNR.")
+    impact_max: float = Field(0.9, ge=0, lt=1, description="Impact parameter b ~ U(0, impact_max).")
+    min_period_ratio: float = Field(
+        1.3, gt=1, description="Smallest period ratio between two planets of one star."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SyntheticPriors":
+        if self.snr_min >= self.snr_max:
+            raise ValueError(f"snr_min ({self.snr_min}) must be below snr_max ({self.snr_max})")
+        return self
+
+
+class Config(_Strict):
+    """Every setting of a dataset build, a training run and a prediction."""
+
+    username: str | None = Field(None, description="Kaggle user name (optional).")
+    key: SecretStr | None = Field(None, description="Kaggle API key (optional, never printed).")
+    dataset_name: str = "nasa/kepler-exoplanet-search-results"
+    star_catalog_files: list[str] = Field(default_factory=list)
+    koi_table: str | None = Field(
+        None, description="Local KOI cumulative CSV; None downloads it from the archive."
+    )
+    positive_sample_count: int = Field(100, ge=0)
+    negative_sample_count: int = Field(100, ge=0)
+    synthetic_samples_count: int = Field(1000, ge=0)
+    planets_per_synthetic_star: int = Field(2, ge=1)
+    period_filter: float = Field(40.0, gt=0, description="Positives keep planets with P below this, days.")
+    valid_lightcurve_length_threshold: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        validation_alias=AliasChoices(
+            "valid_lightcurve_length_threshold", "valid_lightcurve_lenght_threshold"
+        ),
+        description="Smallest fraction of a window's cadences that must hold valid flux.",
+    )
+    distribution_params: DistributionParams = DistributionParams()
+    lightcurve_length: int = Field(4096, ge=64, description="Cadences per model window.")
+    min_lightcurve_length: int = Field(
+        1000, ge=1, description="Fewest valid cadences a light curve needs to be used."
+    )
+    cadence_minutes: float = Field(KEPLER_LONG_CADENCE_MINUTES, gt=0)
+    detrend_window_days: float = Field(
+        1.75, gt=0, description="wotan biweight window; 3x the longest transit kept (13 h)."
+    )
+    flux_column: Literal["pdcsap", "sap"] = "pdcsap"
+    seed: int = 42
+    output_root: str = "data"
+    positive: str = "positive"
+    negative: str = "negative"
+    synthetic: str = "synthetic"
+    synthetic_priors: SyntheticPriors = SyntheticPriors()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Config":
+        if self.min_lightcurve_length > self.lightcurve_length:
+            raise ValueError(
+                f"min_lightcurve_length ({self.min_lightcurve_length}) exceeds "
+                f"lightcurve_length ({self.lightcurve_length})"
+            )
+        return self
+
+    @property
+    def window_days(self) -> float:
+        """Time span of one model window, days."""
+        return self.lightcurve_length * self.cadence_minutes / 1440.0
+
+    def grid(self):
+        """The :class:`~exoperiod.grid.PeriodGrid` this configuration describes."""
+        from .grid import PeriodGrid
+
+        p = self.distribution_params.period
+        return PeriodGrid(p.min, p.max, p.bins, p.spacing)
+
+    def dataset_dir(self, kind: Literal["positive", "negative", "synthetic"]) -> Path:
+        return Path(self.output_root) / getattr(self, kind)
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "config"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return f"{where}: {msg}"
+
+
+def config_from_dict(data: dict, source: str = "config") -> Config:
+    """Validate a dictionary of settings; raise :class:`ConfigError` naming the bad key."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_describe(err)}") from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load a JSON configuration file (the packaged default when ``path`` is None)."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a JSON object")
+    return config_from_dict(data, str(path))

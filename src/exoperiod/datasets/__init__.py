@@ -1,0 +1,29 @@
+"""Dataset building: positive, negative and synthetic samples for training.
+
+See :mod:`exoperiod.datasets.build` for the datasets and sources,
+:mod:`exoperiod.datasets.store` for the output format and how builds resume, and
+:mod:`exoperiod.datasets.mast` for downloads from MAST.
+"""
+
+from .build import (
+    DATASETS,
+    SOURCES,
+    BuildSummary,
+    DatasetSummary,
+    Negatives,
+    Positives,
+    StarDataset,
+    Synthetics,
+    build_datasets,
+)
+from .http import DownloadError, RateLimiter, RetryPolicy, download_file
+from .mast import MastClient, MastError
+from .samples import KINDS
+from .sources import LocalArchive
+from .store import DatasetError
+
+__all__ = [
+    "DATASETS", "KINDS", "SOURCES", "BuildSummary", "DatasetError", "DatasetSummary", "DownloadError",
+    "LocalArchive", "MastClient", "MastError", "Negatives", "Positives", "RateLimiter", "RetryPolicy",
+    "StarDataset", "Synthetics", "build_datasets", "download_file",
+]

@@ -1,0 +1,272 @@
+"""What a dataset folder holds, and how it survives being killed.
+
+A dataset folder has one ``<sample_id>.npz`` per sample, ``metadata.csv`` and
+``metadata.parquet`` (one row per sample), ``failures.csv`` (one row per star or file
+that gave no sample, with the reason) and ``build.json`` (the settings the samples were
+made with).
+
+Integrity rests on three rules:
+
+- every file is written under a temporary name and renamed into place, so a file with
+  its final name is complete;
+- a star's metadata rows are appended to ``journal.jsonl`` (flushed at once, fsynced at
+  least every second) only after all its sample files are in place, so the journal and
+  the compacted tables are a ledger of finished stars; on restart, stars in the ledger
+  whose files all exist are skipped and every other star is made again from scratch;
+- a star's samples depend only on the seed, the dataset kind and the star's index, and
+  the sample files are byte-reproducible (fixed zip timestamps), so a remade star gives
+  the same bytes.
+
+At the end of a build the journal is compacted into the tables, sorted by star, and
+sample files that no finished star claims (left by a kill between writing the files and
+journaling the star, or by a build with more stars) are removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..config import ConfigError
+
+METADATA_COLUMNS = (
+    "sample_id", "star_id", "star_index", "kind", "source", "mission", "lightcurve",
+    "quarter_or_window", "window_index", "window_start_days", "noise_ppm", "cdpp6_ppm",
+    "n_planets", "planets", "split",
+)
+FAILURE_COLUMNS = ("star_id", "star_index", "source", "lightcurve", "reason")
+_FLOAT_COLUMNS = ("window_start_days", "noise_ppm", "cdpp6_ppm")
+_INT_COLUMNS = ("star_index", "window_index", "n_planets")
+
+#: Fractions of stars in the train and validation splits; the rest is the test split.
+SPLIT_FRACTIONS = (("train", 0.8), ("val", 0.1))
+#: Longest time a journaled star may wait for fsync, seconds.
+FSYNC_INTERVAL_S = 1.0
+# Any fixed date works: zip entries carry one, and it must not be "now".
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+class DatasetError(ConfigError):
+    """A dataset that cannot be built as asked (bad source, a folder built with other
+    settings); the message is one line."""
+
+
+def split_of(star_id: str, seed: int) -> str:
+    """The split ("train", "val" or "test") of a star: a salted hash of its id, so every
+    sample of a star, in every dataset, lands in the same split."""
+    digest = hashlib.sha256(f"{seed}:{star_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2.0**64
+    edge = 0.0
+    for name, fraction in SPLIT_FRACTIONS:
+        edge += fraction
+        if u < edge:
+            return name
+    return "test"
+
+
+def _atomic_target(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.tmp{path.suffix}")
+
+
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write an ``.npz`` (readable by :func:`numpy.load`) atomically and reproducibly.
+
+    ``numpy.savez`` stamps every zip entry with the current time, so two runs would give
+    different bytes; this writes the same uncompressed entries with a fixed date.
+    """
+    tmp = _atomic_target(path)
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_DATE)
+            with archive.open(info, "w", force_zip64=True) as handle:
+                np.lib.format.write_array(handle, np.asanyarray(value), allow_pickle=False)
+    os.replace(tmp, path)
+
+
+def _write_table(table: pd.DataFrame, path: Path) -> None:
+    tmp = _atomic_target(path)
+    if path.suffix == ".parquet":
+        table.to_parquet(tmp, index=False)
+    else:
+        table.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def metadata_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Metadata rows as a table with fixed columns and types."""
+    table = pd.DataFrame(list(rows), columns=list(METADATA_COLUMNS))
+    for column in _FLOAT_COLUMNS:
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype(float)
+    for column in _INT_COLUMNS:
+        table[column] = table[column].astype(np.int64)
+    return table
+
+
+def _read_rows(path: Path, columns: tuple[str, ...]) -> list[dict]:
+    if not path.is_file():
+        return []
+    # Strings stay strings (no "NA" guessing) and floats read back exactly, so a table
+    # written, read and written again is byte-identical.
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    rows = []
+    for record in table.to_dict("records"):
+        for column in _FLOAT_COLUMNS:
+            if column in record:
+                record[column] = float(record[column]) if record[column] != "" else None
+        for column in _INT_COLUMNS:
+            if column in record:
+                record[column] = int(record[column])
+        rows.append({c: record.get(c) for c in columns})
+    return rows
+
+
+@dataclass
+class StarRecord:
+    """What one star produced: its sample rows and the failures met on the way."""
+
+    index: int
+    rows: list[dict] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+
+
+class Ledger:
+    """The record of finished stars of one dataset folder.
+
+    Parameters
+    ----------
+    folder : Path
+        The dataset folder.
+    prefix : str
+        Sample-id prefix of this dataset ("pos", "neg", "syn"): only ``<prefix>-*.npz``
+        files are ever removed.
+    """
+
+    def __init__(self, folder: Path, prefix: str) -> None:
+        self.folder = folder
+        self.prefix = prefix
+        self.metadata_csv = folder / "metadata.csv"
+        self.metadata_parquet = folder / "metadata.parquet"
+        self.failures_csv = folder / "failures.csv"
+        self.journal = folder / "journal.jsonl"
+        self.settings = folder / "build.json"
+        self._records: dict[int, StarRecord] = {}
+        self._handle = None
+        self._synced = time.monotonic()
+
+    def sample_path(self, sample_id: str) -> Path:
+        return self.folder / f"{sample_id}.npz"
+
+    def open(self, settings: Mapping[str, Any]) -> dict[int, StarRecord]:
+        """Start (or resume) a build with these settings.
+
+        Removes stray temporary files, refuses a folder built with other settings, and
+        returns the finished stars (by index) whose sample files are all present.
+
+        Raises
+        ------
+        DatasetError
+            The folder holds samples made with different settings.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for stray in self.folder.glob("*.tmp*"):
+            stray.unlink()
+        self._check_settings(dict(settings))
+        records: dict[int, StarRecord] = {}
+        for row in _read_rows(self.metadata_csv, METADATA_COLUMNS):
+            records.setdefault(row["star_index"], StarRecord(row["star_index"])).rows.append(row)
+        for failure in _read_rows(self.failures_csv, FAILURE_COLUMNS):
+            if failure["star_index"] in records:
+                records[failure["star_index"]].failures.append(failure)
+        for record in self._journal_records():
+            records[record.index] = record
+        self._records = {
+            i: r for i, r in records.items()
+            if r.rows and all(self.sample_path(row["sample_id"]).is_file() for row in r.rows)
+        }
+        self._handle = self.journal.open("a", encoding="utf-8")
+        return dict(self._records)
+
+    def _check_settings(self, settings: dict[str, Any]) -> None:
+        if self.settings.is_file():
+            previous = json.loads(self.settings.read_text())
+            changed = sorted(k for k in settings.keys() | previous.keys() if settings.get(k) != previous.get(k))
+            if changed:
+                key = changed[0]
+                raise DatasetError(
+                    f"{self.folder}: built with {key}={previous.get(key)!r}, now {settings.get(key)!r}; "
+                    "use another output_root or delete the folder"
+                )
+            return
+        tmp = _atomic_target(self.settings)
+        tmp.write_text(json.dumps(settings, indent=1, sort_keys=True))
+        os.replace(tmp, self.settings)
+
+    def _journal_records(self) -> list[StarRecord]:
+        if not self.journal.is_file():
+            return []
+        records = []
+        for line in self.journal.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the last line of a killed build may be cut short
+            records.append(StarRecord(entry["index"], entry["rows"], entry["failures"]))
+        return records
+
+    def append(self, record: StarRecord) -> None:
+        """Journal a finished star (its sample files must already be in place)."""
+        self._handle.write(json.dumps({"index": record.index, "rows": record.rows,
+                                       "failures": record.failures}) + "\n")
+        # Flushing hands the line to the OS, which is all a killed process needs. fsync,
+        # against an OS crash, is grouped: a lost line only means a star made again.
+        self._handle.flush()
+        if time.monotonic() - self._synced > FSYNC_INTERVAL_S:
+            os.fsync(self._handle.fileno())
+            self._synced = time.monotonic()
+        if record.rows:
+            self._records[record.index] = record
+
+    def close(
+        self, indices: Iterable[int], failures: Iterable[StarRecord] = ()
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Compact the ledger into the tables for the stars ``indices``.
+
+        Parameters
+        ----------
+        indices : iterable of int
+            Stars of the current build; rows and files of any other star are dropped.
+        failures : iterable of StarRecord
+            Stars of this build that gave no sample (they go to ``failures.csv`` only).
+
+        Returns
+        -------
+        tuple of DataFrame
+            The metadata and failure tables as written.
+        """
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        wanted = set(indices)
+        kept = [self._records[i] for i in sorted(wanted & self._records.keys())]
+        failed = sorted([r for r in failures if r.index in wanted and r.index not in self._records],
+                        key=lambda r: r.index)
+        table = metadata_frame(row for record in kept for row in record.rows)
+        _write_table(table, self.metadata_csv)
+        _write_table(table, self.metadata_parquet)
+        failure_rows = [f for record in sorted(kept + failed, key=lambda r: r.index) for f in record.failures]
+        failure_table = pd.DataFrame(failure_rows, columns=list(FAILURE_COLUMNS))
+        _write_table(failure_table, self.failures_csv)
+        claimed = {f"{sample_id}.npz" for sample_id in table["sample_id"]}
+        for path in self.folder.glob(f"{self.prefix}-*.npz"):
+            if path.name not in claimed:
+                path.unlink()
+        self.journal.unlink(missing_ok=True)
+        return table, failure_table

@@ -1,0 +1,387 @@
+"""Verification of the model's period bins with a box least-squares search.
+
+The model says *which bins* hold a planet; a fine BLS (astropy
+:class:`~astropy.timeseries.BoxLeastSquares`) restricted to one bin's period range then
+says *where exactly*: period, mid-transit time, duration, depth and SNR, all measured on
+the whole detrended light curve (every window), so a 4-year light curve pins the period
+far better than one quarter. Restricting the search to a bin keeps it cheap: a bin is
+~4 % of the period axis, and only its periods are tried.
+
+SNR
+---
+``snr`` is the BLS depth over its uncertainty, with every cadence given the same error:
+the robust (MAD) scatter of the detrended flux. For a box of depth ``delta`` over ``N``
+in-transit cadences this is ``delta * sqrt(N) / sigma``, the matched-filter SNR that
+:mod:`exoperiod.inject` uses, so injected and recovered SNRs compare directly. It assumes
+white noise; stellar variability left after detrending makes it optimistic.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import ClassVar
+
+import lightkurve as lk
+import numpy as np
+from astropy.stats import mad_std
+from astropy.timeseries import BoxLeastSquares
+
+from .fold import typical_duration_days
+
+HOURS_PER_DAY = 24.0
+#: Trial transit durations of the BLS, hours (the longest also capped by the period).
+MIN_DURATION_HOURS = 0.5
+MAX_DURATION_HOURS = 15.0
+N_DURATIONS = 20
+#: A box longer than this fraction of the period is not a transit.
+MAX_DUTY_CYCLE = 0.25
+#: Neighbouring trial periods differ so that a transit drifts by at most
+#: ``resolution / PERIOD_OVERSAMPLE`` over the whole light curve; the resolution is half
+#: the typical duration at that period, but never below the shortest trial duration.
+PERIOD_OVERSAMPLE = 2.0
+#: The coarse scan of a bin is this many times coarser than the fine one (its transits
+#: still drift by at most half a typical duration, so a planet's peak survives it); the
+#: fine scan then covers the neighbourhood of the best N_PEAKS coarse peaks. 4x less work.
+COARSE_FACTOR = 4
+N_PEAKS = 3
+#: A harmonic must beat the candidate's SNR by this factor to be called better: noise
+#: alone makes the two differ by a few per cent.
+HARMONIC_SNR_MARGIN = 1.1
+#: Significance, in sigma, of an odd/even depth difference.
+DEPTH_SIGMA = 3.0
+#: An odd/even difference must also be this large a fraction of the deeper one to be
+#: reported: with white-noise errors, red noise alone makes small differences "significant".
+ODD_EVEN_MIN_DIFFERENCE = 0.3
+HARMONICS = {"P/3": 1 / 3, "P/2": 1 / 2, "2P": 2.0, "3P": 3.0}
+#: The search extends this fraction of the bin's (log) width beyond each edge: a period
+#: near an edge often scores highest in the neighbouring bin, and the top-k choice skips
+#: the bin next to a chosen one.
+BIN_MARGIN = 0.5
+
+
+@dataclass
+class Candidate:
+    """One refined period: a JSON ``candidates`` entry.
+
+    Attributes
+    ----------
+    period_days : float
+        Refined orbital period, days.
+    probability : float
+        The model's probability of the bin it was found in, from the search pass
+        that found it.
+    t0_btjd_or_bkjd : float
+        Mid-time of the first transit in the data, in the light curve's own time system
+        (BKJD for Kepler/K2, BTJD for TESS), days.
+    duration_hours : float
+        Duration of the best box, hours.
+    depth_ppm : float or None
+        Box depth, ppm; None when the flux is standardized and a depth means nothing.
+    snr : float
+        Box matched-filter SNR (see the module docstring).
+    odd_even_depth_ratio : float or None
+        Depth of the odd transits over that of the even ones (1 for a planet; far from 1
+        hints at an eclipsing binary at twice the period); None if even transits are
+        absent or have no depth.
+    bin_index : int
+        Index of the model bin the search was restricted to.
+    search_pass : int
+        0 for the original light curve, ``j`` after the transits of ``j`` planets were
+        masked.
+    note : str or None
+        Harmonic and odd/even warnings, in words.
+    better_period_days : float or None
+        The harmonic (P/3, P/2, 2P or 3P) that explains the data better, if any.
+    box_depth : float
+        Box depth in units of the detrended flux (also for standardized flux); used to
+        draw the box.
+    """
+
+    period_days: float
+    probability: float
+    t0_btjd_or_bkjd: float
+    duration_hours: float
+    depth_ppm: float | None
+    snr: float
+    odd_even_depth_ratio: float | None
+    bin_index: int
+    search_pass: int = 0
+    note: str | None = None
+    better_period_days: float | None = None
+    box_depth: float = 0.0
+
+    JSON_KEYS: ClassVar[tuple[str, ...]] = (
+        "period_days", "probability", "t0_btjd_or_bkjd", "duration_hours", "depth_ppm", "snr",
+        "odd_even_depth_ratio", "bin_index", "search_pass", "note", "better_period_days",
+    )
+
+    def to_dict(self) -> dict:
+        """The JSON object: the contract's keys first, then the extra keys."""
+        return {key: _json_number(getattr(self, key)) for key in self.JSON_KEYS}
+
+    def transit_mask(self, time_days: np.ndarray, widen: float = 1.0) -> np.ndarray:
+        """True within ``widen`` x the duration around each of its transits.
+
+        The transits at P/2 or P/3 include those at P (same t0): when a shorter harmonic
+        explains the data better, all of its transits are masked, or masking this
+        candidate would leave half of them behind.
+        """
+        period = self.period_days
+        if self.better_period_days is not None and self.better_period_days < period:
+            period = self.better_period_days
+        return in_transit(time_days, period, self.t0_btjd_or_bkjd, widen * self.duration_hours / HOURS_PER_DAY)
+
+
+def _json_number(value):
+    # JSON has no NaN or infinity; numpy scalars are not JSON serialisable.
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+@dataclass(frozen=True)
+class BoxFit:
+    """The best box of a BLS search (periods and times in days)."""
+
+    period_days: float
+    t0_days: float
+    duration_days: float
+    depth: float
+    depth_err: float
+
+    @property
+    def snr(self) -> float:
+        return self.depth / self.depth_err if self.depth_err > 0 else 0.0
+
+
+def trial_durations_days(min_period_days: float) -> np.ndarray:
+    """BLS trial durations, days: log-spaced, none above a quarter of the period."""
+    durations = np.geomspace(MIN_DURATION_HOURS, MAX_DURATION_HOURS, N_DURATIONS) / HOURS_PER_DAY
+    kept = durations[durations < MAX_DUTY_CYCLE * min_period_days]
+    return kept if len(kept) else durations[:1]
+
+
+def relative_period_step(period_days: float, baseline_days: float) -> float:
+    """Relative step dP / P between neighbouring fine BLS trial periods near ``period_days``."""
+    resolution_days = max(MIN_DURATION_HOURS / HOURS_PER_DAY, 0.5 * float(typical_duration_days(period_days)))
+    # A step of dP drifts a transit by baseline * dP / P: keep that below resolution/oversample.
+    return resolution_days / (PERIOD_OVERSAMPLE * max(baseline_days, period_days))
+
+
+def geometric_periods_days(lo_days: float, hi_days: float, step: float) -> np.ndarray:
+    """Periods from ``lo_days`` to ``hi_days`` with relative spacing at most ``step``."""
+    n = int(np.ceil(np.log(hi_days / lo_days) / np.log1p(step))) + 1
+    return np.geomspace(lo_days, hi_days, max(n, 2))
+
+
+def _peaks(power: np.ndarray, n: int) -> list[int]:
+    """Indices of the ``n`` highest local maxima of ``power``."""
+    padded = np.concatenate([[-np.inf], np.nan_to_num(power, nan=-np.inf), [-np.inf]])
+    local = np.flatnonzero((padded[1:-1] >= padded[:-2]) & (padded[1:-1] >= padded[2:]))
+    return [int(i) for i in local[np.argsort(-power[local], kind="stable")][:n]]
+
+
+class TransitSearch:
+    """BLS searches and statistics on one detrended light curve.
+
+    Parameters
+    ----------
+    lc : lightkurve.LightCurve
+        Detrended light curve, relative flux around 1, time in days.
+    """
+
+    def __init__(self, lc: lk.LightCurve) -> None:
+        time = np.asarray(lc.time.value, dtype=float)
+        flux = np.asarray(lc.flux.value, dtype=float)
+        ok = np.isfinite(time) & np.isfinite(flux)
+        self.time_days, self.flux = time[ok], flux[ok]
+        self.sigma = float(mad_std(self.flux - np.median(self.flux)))
+        if not np.isfinite(self.sigma) or self.sigma <= 0:
+            self.sigma = float(np.std(self.flux)) or 1.0
+        # One error for every cadence: the SNR is then the matched-filter SNR, and
+        # cadences with underestimated pipeline errors cannot dominate the fit.
+        self.bls = BoxLeastSquares(self.time_days, self.flux, dy=np.full_like(self.flux, self.sigma))
+        self.baseline_days = float(np.ptp(self.time_days)) if len(self.time_days) else 0.0
+
+    def search(self, lo_days: float, hi_days: float) -> BoxFit:
+        """Best box with a period in [lo_days, hi_days].
+
+        A coarse scan (:data:`COARSE_FACTOR` times the fine step) finds the
+        :data:`N_PEAKS` best peaks, and a fine scan around each picks the best box.
+        """
+        durations = trial_durations_days(lo_days)
+        fine_step = relative_period_step(lo_days, self.baseline_days)
+        coarse = geometric_periods_days(lo_days, hi_days, COARSE_FACTOR * fine_step)
+        power = self.bls.power(coarse, durations, objective="likelihood").power
+        fits = [self._best(geometric_periods_days(coarse[max(i - 1, 0)], coarse[min(i + 1, len(coarse) - 1)],
+                                                  fine_step), durations)
+                for i in _peaks(np.asarray(power), N_PEAKS)]
+        return max(fits, key=lambda fit: fit.snr)
+
+    def search_near(self, period_days: float, n_steps: int = 3) -> BoxFit:
+        """Best box within ``n_steps`` trial periods of ``period_days``."""
+        step = relative_period_step(period_days, self.baseline_days)
+        periods = period_days * (1.0 + step) ** np.arange(-n_steps, n_steps + 1)
+        return self._best(periods, trial_durations_days(periods[0]))
+
+    def _best(self, periods_days: np.ndarray, durations_days: np.ndarray) -> BoxFit:
+        result = self.bls.power(periods_days, durations_days, objective="likelihood")
+        i = int(np.nanargmax(result.power))
+        return BoxFit(float(result.period[i]), self.first_transit(float(result.transit_time[i]),
+                                                                   float(result.period[i])),
+                      float(result.duration[i]), float(result.depth[i]), float(result.depth_err[i]))
+
+    def first_transit(self, t0_days: float, period_days: float) -> float:
+        """The transit time of this ephemeris nearest the start of the data."""
+        return t0_days + period_days * np.ceil((self.time_days.min() - t0_days) / period_days - 0.5)
+
+    def odd_even(self, fit: BoxFit) -> tuple[float | None, bool]:
+        """(odd/even depth ratio or None, whether the two depths differ).
+
+        They differ when the difference exceeds :data:`DEPTH_SIGMA` sigma and
+        :data:`ODD_EVEN_MIN_DIFFERENCE` of the deeper depth. The sigma counts red noise
+        (:meth:`red_noise_factor`): with few transits, spots alone make odd and even
+        depths differ by many white-noise sigma.
+        """
+        stats = self.bls.compute_stats(fit.period_days, fit.duration_days, fit.t0_days)
+        (d_odd, e_odd), (d_even, e_even) = stats["depth_odd"], stats["depth_even"]
+        err = np.hypot(e_odd, e_even) * self.red_noise_factor(fit.duration_days)
+        deeper = max(d_odd, d_even)
+        differ = bool(np.isfinite(err) and deeper > 0 and abs(d_odd - d_even) > DEPTH_SIGMA * err
+                      and abs(d_odd - d_even) > ODD_EVEN_MIN_DIFFERENCE * deeper)
+        ratio = d_odd / d_even if np.isfinite(err) and d_even > 0 else None
+        return ratio, differ
+
+    def red_noise_factor(self, duration_days: float) -> float:
+        """How much the scatter of ``duration_days`` means exceeds white noise (>= 1).
+
+        The "beta" of Pont, Zucker & Queloz (2006): the scatter of the flux averaged in
+        bins of the duration, over what white noise of the per-cadence scatter gives.
+        """
+        bins = np.floor((self.time_days - self.time_days[0]) / duration_days).astype(np.int64)
+        counts = np.bincount(bins)
+        full = counts >= max(2, 0.5 * counts.max())
+        if full.sum() < 10:
+            return 1.0
+        means = np.bincount(bins, weights=self.flux)[full] / counts[full]
+        white = self.sigma / np.sqrt(counts[full].mean())
+        return max(1.0, float(mad_std(means) / white))
+
+    def better_harmonic(self, fit: BoxFit) -> tuple[str, float] | None:
+        """The harmonic of ``fit`` that explains the data better, as (name, period days).
+
+        A harmonic wins if its SNR beats the candidate's by :data:`HARMONIC_SNR_MARGIN`
+        and its depth is at least half the candidate's: at the true period the depth is
+        the same as at a multiple of it, while a box at P/2 over transits that repeat
+        only every P is half as deep and has 1/sqrt(2) of the SNR. Harmonics with fewer
+        than two transits in the data are not tried.
+        """
+        best_name, best_snr, best_period = None, fit.snr, 0.0
+        for name, factor in HARMONICS.items():
+            period = fit.period_days * factor
+            if period > 0.5 * self.baseline_days or period * MAX_DUTY_CYCLE < MIN_DURATION_HOURS / HOURS_PER_DAY:
+                continue
+            alt = self.search_near(period)
+            if alt.depth >= 0.5 * fit.depth and alt.snr > HARMONIC_SNR_MARGIN * best_snr:
+                best_name, best_snr, best_period = name, alt.snr, alt.period_days
+        return None if best_name is None else (best_name, best_period)
+
+
+def in_transit(time_days: np.ndarray, period_days: float, t0_days: float, duration_days: float) -> np.ndarray:
+    """True for times within half ``duration_days`` of a mid-transit time."""
+    phase = (np.asarray(time_days, dtype=float) - t0_days + 0.5 * period_days) % period_days - 0.5 * period_days
+    return np.abs(phase) < 0.5 * duration_days
+
+
+def tls_fit(search: TransitSearch, lo_days: float, hi_days: float) -> BoxFit | None:
+    """Transit least squares (limb-darkened template) on [lo_days, hi_days].
+
+    Returns None when TLS finds nothing in that range (its period grid can be empty for
+    a narrow bin of a short light curve).
+    """
+    from transitleastsquares import transitleastsquares
+
+    model = transitleastsquares(search.time_days, search.flux, np.full_like(search.flux, search.sigma))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            result = model.power(period_min=lo_days, period_max=hi_days, oversampling_factor=2,
+                                 duration_grid_step=1.1, use_threads=os.cpu_count() or 1,
+                                 show_progress_bar=False, verbose=False)
+        except (ValueError, IndexError):
+            return None
+    if not np.isfinite(result.period):
+        return None
+    depth = 1.0 - float(result.depth)
+    return BoxFit(float(result.period), search.first_transit(float(result.T0), float(result.period)),
+                  float(result.duration), depth, depth / result.snr if result.snr > 0 else np.inf)
+
+
+def refine_bin(
+    search: TransitSearch,
+    lo_days: float,
+    hi_days: float,
+    probability: float,
+    bin_index: int,
+    search_pass: int = 0,
+    standardized: bool = False,
+    use_tls: bool = False,
+) -> Candidate:
+    """Refine one model bin into a :class:`Candidate`.
+
+    Parameters
+    ----------
+    search : TransitSearch
+        The light curve to search.
+    lo_days, hi_days : float
+        Edges of the bin, days; the search extends :data:`BIN_MARGIN` of its width
+        beyond each.
+    probability : float
+        The model's probability of the bin.
+    bin_index, search_pass : int
+        Recorded in the candidate.
+    standardized : bool
+        The flux is standardized: ``depth_ppm`` is None.
+    use_tls : bool
+        Refine period, t0, duration, depth and SNR with TLS instead of BLS (slower, and
+        its first call compiles for ~15 s; BLS is kept for standardized flux and when
+        TLS finds nothing in the bin). The SNR is then TLS's own.
+    """
+    margin = (hi_days / lo_days) ** BIN_MARGIN
+    lo_days, hi_days = lo_days / margin, hi_days * margin
+    fit = search.search(lo_days, hi_days)
+    notes = []
+    if use_tls and standardized:
+        # TLS fits a limb-darkened transit to relative flux; standardized flux has none.
+        notes.append("TLS skipped for standardized flux; BLS values shown")
+    elif use_tls:
+        tls = tls_fit(search, lo_days, hi_days)
+        if tls is None:
+            notes.append("TLS found nothing in this bin; BLS values shown")
+        else:
+            fit = tls
+    ratio, odd_even_differ = search.odd_even(fit)
+    harmonic = search.better_harmonic(fit)
+    if harmonic is not None:
+        notes.append(f"{harmonic[0]} = {harmonic[1]:.4f} d explains the data better")
+    if odd_even_differ:
+        notes.append(f"odd and even depths differ (ratio {ratio if ratio is not None else float('inf'):.2f}): "
+                     "2P (an eclipsing binary?) may explain the data better")
+    return Candidate(
+        period_days=fit.period_days,
+        probability=float(probability),
+        t0_btjd_or_bkjd=fit.t0_days,
+        duration_hours=fit.duration_days * HOURS_PER_DAY,
+        depth_ppm=None if standardized else fit.depth * 1e6,
+        snr=fit.snr,
+        odd_even_depth_ratio=ratio,
+        bin_index=int(bin_index),
+        search_pass=search_pass,
+        note="; ".join(notes) or None,
+        better_period_days=None if harmonic is None else harmonic[1],
+        box_depth=fit.depth,
+    )

@@ -1,0 +1,40 @@
+"""Fixtures shared by the test modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exoperiod.paths import shared_data_dir
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real Kepler/K2/TESS data folder; tests that need it skip when it is absent."""
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("real data folder ../shared/data not found; set EXOPERIOD_SHARED_DATA")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shipped_model():
+    """The trained model shipped in the package; tests that need it skip when it is absent."""
+    from exoperiod.model import DEFAULT_MODEL_PATH, PeriodModel
+
+    if not DEFAULT_MODEL_PATH.is_file():
+        pytest.skip(f"{DEFAULT_MODEL_PATH} not found: the shipped model has not been trained yet")
+    return PeriodModel.load()
+
+
+@pytest.fixture(scope="session")
+def untrained_model():
+    """A randomly initialised model (fixed seed): for tests of the machinery, not of skill."""
+    import torch
+
+    from exoperiod.config import load_config
+    from exoperiod.model import PeriodModel
+
+    torch.manual_seed(0)
+    return PeriodModel(load_config())
