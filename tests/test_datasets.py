@@ -232,6 +232,21 @@ def test_folder_built_with_other_settings_is_refused(tmp_path):
     assert "built with seed=42, now 7" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_another_star_list_replaces_the_stale_stars(tmp_path, shared_data):
+    """Resuming with another star catalogue must not keep samples of stars it lacks."""
+    koi = str(shared_data / "tables" / "koi_cumulative.csv")
+    Negatives(_config(tmp_path, koi_table=koi, negative_sample_count=2), source="local",
+              local_dir=shared_data).build()
+    catalog = tmp_path / "stars.csv"
+    catalog.write_text("kepid,nkoi\n9726699,0\n10001893,0\n")
+    config = _config(tmp_path, koi_table=koi, negative_sample_count=2, star_catalog_files=[str(catalog)])
+    Negatives(config, source="local", local_dir=shared_data).build()
+    folder = config.dataset_dir("negative")
+    meta = pd.read_csv(folder / "metadata.csv")
+    assert set(meta["star_id"]) == {"KIC 9726699", "KIC 10001893"}
+    assert sorted(p.stem for p in folder.glob("*.npz")) == sorted(meta["sample_id"])
+
+
 def test_user_mistakes_are_one_line_errors(tmp_path, shared_data):
     config = _config(tmp_path, koi_table=str(shared_data / "tables" / "koi_cumulative.csv"))
     with pytest.raises(DatasetError, match=r"^unknown source 'kaggle' \(known: simulated, local, mast\)$"):

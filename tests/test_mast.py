@@ -229,7 +229,8 @@ class FakeSearch:
 def test_search_asks_lightkurve_for_official_long_cadence(q13_path, q13_bytes):
     search = FakeSearch({"KIC 9002278": _search_result(q13_path, KEPLER62, KEPLER62_Q13, len(q13_bytes))})
     products = search_products(CatalogStar("Kepler", KEPLER62), segments=[13], search=search)
-    assert search.calls == [("KIC 9002278", {"mission": "Kepler", "author": "Kepler", "exptime": 1800, "quarter": [13]})]
+    asked = {"mission": "Kepler", "author": "Kepler", "exptime": 1800, "quarter": [13]}
+    assert search.calls == [("KIC 9002278", asked)]
     assert [(p.filename, p.size, p.url) for p in products] == [(KEPLER62_Q13, len(q13_bytes), KEPLER62_URL)]
 
 

@@ -151,6 +151,7 @@ def test_top_bins_skips_neighbours():
     probabilities = np.array([0.1, 0.9, 0.8, 0.2, 0.7, 0.1, 0.6])
     assert top_bins(probabilities, 3) == [1, 4, 6]
     assert top_bins(probabilities, 2, taken=[4]) == [1, 6]
+    assert top_bins(probabilities, 3, excluded=[4]) == [1, 6, 3]
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Periods of transiting exoplanets from Kepler, K2 and TESS light curves.")
@@ -47,6 +45,18 @@ def _config(path: Optional[Path]):
 ConfigOpt = typer.Option(None, "--config", "-c", help="JSON config file (default: the packaged config.json).")
 
 
+def _dataset_bar(bar: Progress):
+    """A progress callback ``(kind, done, total)`` drawing one bar per dataset."""
+    tasks: dict[str, int] = {}
+
+    def report(kind: str, done: int, total: int) -> None:
+        if kind not in tasks:
+            tasks[kind] = bar.add_task(kind, total=total, info="")
+        bar.update(tasks[kind], completed=done, total=total)
+
+    return report
+
+
 @app.command("build-dataset")
 def build_dataset(
     config: Optional[Path] = ConfigOpt,
@@ -61,19 +71,13 @@ def build_dataset(
     try:
         cfg = _config(config)
         kinds = tuple(k.strip() for k in only.split(",") if k.strip())
+        kwargs = {"local_dir": local_dir} if local_dir else {}
         with _progress() as bar:
-            tasks: dict[str, int] = {}
-
-            def report(kind: str, done: int, total: int) -> None:
-                if kind not in tasks:
-                    tasks[kind] = bar.add_task(kind, total=total, info="")
-                bar.update(tasks[kind], completed=done, total=total)
-
-            kwargs = {"local_dir": local_dir} if local_dir else {}
-            summary = build_datasets(cfg, source=source, only=kinds, workers=workers, progress=report, **kwargs)
+            summary = build_datasets(cfg, source=source, only=kinds, workers=workers,
+                                     progress=_dataset_bar(bar), **kwargs)
     except _user_errors() as err:
         _fail(err)
-    console.print(summary.table() if hasattr(summary, "table") else summary)
+    console.print(summary.table())
 
 
 @app.command()
@@ -81,7 +85,8 @@ def train(
     config: Optional[Path] = ConfigOpt,
     data: Optional[Path] = typer.Option(None, help="Dataset root (default: the config's output_root)."),
     out: Path = typer.Option(Path("runs/latest"), help="Run folder for checkpoints and metrics."),
-    preset: Optional[str] = typer.Option(None, help="'default': the recipe of the shipped model."),
+    preset: Optional[str] = typer.Option(None, help="'default': build the simulated population and train "
+                                                     "the shipped model's recipe."),
     resume: bool = typer.Option(False, help="Continue from <out>/last.pt."),
     epochs: Optional[int] = typer.Option(None, min=1),
     samples_per_epoch: Optional[int] = typer.Option(None, min=1),
@@ -92,33 +97,79 @@ def train(
     try:
         cfg = _config(config)
         settings = training.TrainSettings()
-        if preset == "default":
-            from .presets import prepare_default
-
-            cfg, data, settings = prepare_default(cfg, console)
-        elif preset is not None:
-            raise training.TrainError(f"unknown preset {preset!r} (known: default)")
-        updates = {k: v for k, v in {"epochs": epochs, "samples_per_epoch": samples_per_epoch}.items() if v}
-        settings = settings.model_copy(update=updates)
-        data = data or Path(cfg.output_root)
         with _progress() as bar:
-            task = bar.add_task("epoch 1", total=settings.epochs, info="")
-            batches = bar.add_task("batches", total=1, info="")
+            if preset == "default":
+                from .presets import prepare_default
+
+                cfg, data, settings = prepare_default(cfg, progress=_dataset_bar(bar))
+            elif preset is not None:
+                raise training.TrainError(f"unknown preset {preset!r} (known: default)")
+            updates = {k: v for k, v in {"epochs": epochs, "samples_per_epoch": samples_per_epoch}.items() if v}
+            settings = settings.model_copy(update=updates)
+            epoch_task = bar.add_task("epochs", total=settings.epochs, info="")
+            batch_task = bar.add_task("epoch 1", total=1, info="")
 
             def report(stage: str, done: int, total: int, metrics: dict) -> None:
                 if stage == "train":
-                    bar.update(batches, completed=done, total=total, info=f"loss {metrics['loss']:.4f}")
-                    bar.update(task, description=f"epoch {metrics['epoch']}")
+                    bar.update(batch_task, completed=done, total=total, description=f"epoch {metrics['epoch']}",
+                               info=f"loss {metrics['loss']:.4f}")
                 else:
-                    bar.update(task, completed=done,
+                    bar.update(epoch_task, completed=done,
                                info=f"val top-1 {metrics['val_top1']:.3f} top-3 {metrics['val_top3']:.3f}")
 
-            model = training.train(cfg, data, out, settings, resume=resume, progress=report)
+            command = " ".join(["exoperiod", *sys.argv[1:]])
+            model = training.train(cfg, data or Path(cfg.output_root), out, settings, resume=resume,
+                                   progress=report, card_extra={"command": command})
     except _user_errors() as err:
         _fail(err)
     m = model.card.get("metrics", {})
     console.print(f"best epoch {model.card.get('epoch')}: validation top-1 {m.get('val_top1', float('nan')):.3f}, "
                   f"top-3 {m.get('val_top3', float('nan')):.3f} -> {out / 'model.pt'}")
+
+
+@app.command()
+def predict(
+    paths: List[str] = typer.Argument(..., help="Light-curve files, folders or globs."),
+    model: Optional[Path] = typer.Option(None, help="Model file (default: the shipped model)."),
+    top_k: int = typer.Option(3, "--top-k", min=1, help="Period bins to refine per planet search."),
+    max_planets: int = typer.Option(3, "--max-planets", min=1, help="Planets to search for, one after another."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the predictions here (JSON list)."),
+    plots: Optional[Path] = typer.Option(None, help="Folder for one PNG report per input."),
+    flux: str = typer.Option("pdcsap", help="pdcsap | sap (SPOC files)."),
+    tls: bool = typer.Option(False, help="Also refine with transitleastsquares (slow)."),
+) -> None:
+    """Periods of transiting planets in light curves, refined and verified."""
+    from .predict import predict_paths, write_json
+
+    if flux not in ("pdcsap", "sap"):
+        _fail(ValueError(f"--flux must be pdcsap or sap, not {flux!r}"))
+    try:
+        with _progress() as bar:
+            task = bar.add_task("predict", total=None, info="")
+
+            def report(done: int, total: int, prediction) -> None:
+                bar.update(task, completed=done, total=total, info=Path(prediction.input).name)
+
+            predictions = predict_paths(paths, model, top_k=top_k, max_planets=max_planets, flux_column=flux,
+                                        plots_dir=plots, progress=report, use_tls=tls)
+        if json_out is not None:
+            write_json(predictions, json_out)
+    except _user_errors() as err:
+        _fail(err)
+    if not predictions:
+        _fail(FileNotFoundError(f"no light-curve files found in {' '.join(paths)}"))
+    for p in predictions:
+        if p.error:
+            console.print(f"[red]{p.error}[/red]", highlight=False)
+        else:
+            best = ", ".join(f"{c.period_days:.4f} d (p={c.probability:.2f}, SNR {c.snr:.1f})"
+                             if c.snr is not None else f"{c.period_days:.4f} d (p={c.probability:.2f})"
+                             for c in p.candidates) or "no candidate"
+            typer.echo(f"{p.input}: {p.target or '-'}: {best}")
+            for note in p.notes:
+                typer.echo(f"    note: {note}")
+    if all(p.error for p in predictions):
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m exoperiod`

@@ -10,6 +10,8 @@ refolds and rescans the data for each period separately).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -94,16 +96,15 @@ class FoldPeriodogram(nn.Module):
         rows, cols = np.concatenate(rows), np.concatenate(cols)
         order = np.lexsort((cols, rows))
         crow = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=offset))])
-        self.fold = torch.sparse_csr_tensor(
-            torch.as_tensor(crow), torch.as_tensor(cols[order]),
-            torch.ones(len(cols), dtype=torch.float32), size=(offset, cells),
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "sparse CSR support is in beta": it works here
+            self.fold = torch.sparse_csr_tensor(
+                torch.as_tensor(crow), torch.as_tensor(cols[order]),
+                torch.ones(len(cols), dtype=torch.float32), size=(offset, cells),
+            )
+        # A trial's rows past its own bins and their wrapped copies stay empty, so boxes
+        # starting there have no flux and score 0: no mask needed.
         self.groups = groups
-        # Box starts beyond a trial's own bins fall into its padding: never a valid box.
-        self.valid_start = [
-            torch.as_tensor(np.arange(stride - pad)[None, :] < n_bins[g0:g1, None])
-            for g0, g1, stride in groups
-        ]
         self.periods_days = periods
         self.trial_bin = grid.index(periods)
 
@@ -119,17 +120,19 @@ class FoldPeriodogram(nn.Module):
         n = m.reshape(batch, -1, DOWNSAMPLE).sum(-1)
         folded = (self.fold @ torch.cat([f, n]).T).T  # (2 * batch, rows)
         out, offset = [], 0
-        for (g0, g1, stride), valid in zip(self.groups, self.valid_start):
+        starts_pad = max(BOX_WIDTHS_BINS) - 1
+        for g0, g1, stride in self.groups:
             block = folded[:, offset:offset + (g1 - g0) * stride].reshape(2 * batch, g1 - g0, stride)
             offset += (g1 - g0) * stride
             csum = torch.nn.functional.pad(block.cumsum(-1), (1, 0))
-            starts = stride - max(BOX_WIDTHS_BINS) + 1
+            starts = stride - starts_pad
             best = None
             for w in BOX_WIDTHS_BINS:
-                box = csum[..., w:w + starts] - csum[..., :starts]
-                s, cnt = box[:batch], box[batch:]
-                # A box with fewer than 3 cadences is a single outlier, not a transit.
-                snr = torch.where((cnt >= 3) & valid, -s / cnt.clamp(min=1.0).sqrt(), 0.0)
-                best = snr if best is None else torch.maximum(best, snr)
-            out.append(best.amax(-1))
+                # In place, as this loop is most of the model's time: -sum / sqrt(n).
+                # Boxes of fewer than 3 cadences are scaled as if they had 3, so that a
+                # single outlier cannot pass for a transit.
+                inv_sqrt_n = (csum[batch:, :, w:w + starts] - csum[batch:, :, :starts]).clamp_(min=3.0).rsqrt_()
+                neg_snr = (csum[:batch, :, w:w + starts] - csum[:batch, :, :starts]).mul_(inv_sqrt_n)
+                best = neg_snr if best is None else torch.minimum(best, neg_snr, out=best)
+            out.append(best.amin(-1).neg_())
         return torch.cat(out, dim=1)

@@ -154,7 +154,7 @@ class PeriodModel:
         try:
             payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises many types for a damaged zip or pickle
-            raise ModelLoadError(f"{path}: not a readable exoperiod model file ({type(err).__name__})") from None
+            raise ModelLoadError(f"{path}: not a readable model file (truncated, corrupt or not a weights-only checkpoint: {type(err).__name__})") from None
         if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
             raise ModelLoadError(f"{path}: not an exoperiod model file (format {MODEL_FORMAT} expected)")
         config = config_from_dict(payload["config"], str(path))

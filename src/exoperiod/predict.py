@@ -9,9 +9,11 @@ so every further window with a transit sharpens the answer.
 
 How planets are searched
 ------------------------
-1. The ``top_k`` most probable bins of the whole light curve (distinct peaks: a bin next
-   to an already chosen one is skipped, it is the same signal) are refined one by one
-   with a BLS restricted to the bin (:mod:`exoperiod.refine`).
+1. The ``top_k`` most probable bins of the whole light curve are refined one by one with
+   a BLS restricted to the bin (:mod:`exoperiod.refine`). They are distinct signals: a
+   bin next to a chosen one is skipped (the same peak), and so are the bins at P/3, P/2,
+   2P and 3P of a refined period P that explains the data better than those harmonics
+   (aliases of it).
 2. The most probable of them is planet 1. If its probability is at least
    ``min_probability``, its transits (1.5 x the box duration) are removed from the light
    curve, which is preprocessed and scored again; the best bin not next to a planet's
@@ -40,7 +42,7 @@ from .grid import PeriodGrid
 from .model import PeriodModel, combine_window_logits
 from .preprocess import PreprocessError, Windows, to_windows
 from .readers import read_lightcurve
-from .refine import Candidate, TransitSearch, refine_bin
+from .refine import HARMONICS, Candidate, TransitSearch, refine_bin
 
 #: File name endings :func:`exoperiod.readers.read_lightcurve` accepts; folders and globs
 #: are expanded to these.
@@ -151,13 +153,15 @@ def bin_probabilities(model: PeriodModel, windows: Windows) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits))
 
 
-def top_bins(probabilities: np.ndarray, k: int, taken: Sequence[int] = ()) -> list[int]:
-    """The ``k`` most probable bins, skipping neighbours of chosen and ``taken`` bins."""
+def top_bins(probabilities: np.ndarray, k: int, taken: Sequence[int] = (),
+             excluded: Sequence[int] = ()) -> list[int]:
+    """The ``k`` most probable bins, skipping chosen and ``taken`` bins and their
+    neighbours, and the ``excluded`` bins themselves."""
     chosen: list[int] = []
     for b in np.argsort(-probabilities, kind="stable"):
         if len(chosen) == k:
             break
-        if all(abs(int(b) - c) > NEIGHBOUR_BINS for c in [*chosen, *taken]):
+        if int(b) not in excluded and all(abs(int(b) - c) > NEIGHBOUR_BINS for c in [*chosen, *taken]):
             chosen.append(int(b))
     return chosen
 
@@ -264,7 +268,15 @@ def _search_planets(
 
     with clock("refine"):
         search = TransitSearch(windows.detrended)
-        first = [refine(search, b, probabilities[b], 0) for b in top_bins(probabilities, top_k)]
+        first: list[Candidate] = []
+        aliases: list[int] = []
+        for _ in range(top_k):
+            best = top_bins(probabilities, 1, taken=[c.bin_index for c in first], excluded=aliases)
+            if not best:
+                break
+            first.append(refine(search, best[0], probabilities[best[0]], 0))
+            if first[-1].better_period_days is None:
+                aliases += _alias_bins(first[-1].period_days, model.grid)
     planets, notes = first[:1], []
     if planets and planets[0].probability < min_probability:
         notes.append(f"no period bin reaches probability {min_probability:.2f}: the candidates are "
@@ -293,6 +305,12 @@ def _search_planets(
     others = [c for c in first[1:]
               if all(abs(c.bin_index - planet.bin_index) > NEIGHBOUR_BINS for planet in planets)]
     return planets + others, notes
+
+
+def _alias_bins(period_days: float, grid: PeriodGrid) -> list[int]:
+    """Bins at P/3, P/2, 2P and 3P: for a period that explains the data best, aliases."""
+    bins = [grid.index(period_days * factor) for factor in HARMONICS.values()]
+    return [b for b in bins if b >= 0]
 
 
 def _grid_edge_notes(candidates: list[Candidate], grid: PeriodGrid) -> list[str]:

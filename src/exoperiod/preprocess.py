@@ -11,6 +11,7 @@ import warnings
 from dataclasses import dataclass
 
 import lightkurve as lk
+import numba
 import numpy as np
 from astropy.stats import mad_std
 from lightkurve.utils import KeplerQualityFlags, TessQualityFlags
@@ -79,10 +80,17 @@ def detrend(
     The window must be about three times the longest transit to keep (wotan's advice):
     1.75 d keeps transits of up to ~13 h, the longest of a 40-day orbit around a Sun-like star.
     """
-    flat, trend = flatten(
-        time_days, flux, method="biweight", window_length=window_days,
-        edge_cutoff=0.0, break_tolerance=0.5, return_trend=True,
-    )
+    # wotan's numba kernels run ~20x slower on a quarter with several OpenMP threads
+    # than with one (thread start-up dominates such short loops).
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        flat, trend = flatten(
+            time_days, flux, method="biweight", window_length=window_days,
+            edge_cutoff=0.0, break_tolerance=0.5, return_trend=True,
+        )
+    finally:
+        numba.set_num_threads(threads)
     return flat, trend
 
 

@@ -4,8 +4,9 @@ The model says *which bins* hold a planet; a fine BLS (astropy
 :class:`~astropy.timeseries.BoxLeastSquares`) restricted to one bin's period range then
 says *where exactly*: period, mid-transit time, duration, depth and SNR, all measured on
 the whole detrended light curve (every window), so a 4-year light curve pins the period
-far better than one quarter. Restricting the search to a bin keeps it cheap: a bin is
-~4 % of the period axis, and only its periods are tried.
+far better than one quarter. Restricting the search to a bin (plus half a bin on each
+side) keeps it cheap: a bin is ~4 % of the period axis, it is scanned coarsely first
+and finely only around its best peaks.
 
 SNR
 ---
@@ -52,7 +53,7 @@ HARMONIC_SNR_MARGIN = 1.1
 #: Significance, in sigma, of an odd/even depth difference.
 DEPTH_SIGMA = 3.0
 #: An odd/even difference must also be this large a fraction of the deeper one to be
-#: reported: with white-noise errors, red noise alone makes small differences "significant".
+#: reported: at high SNR, spot crossings and sampling make a few per cent "significant".
 ODD_EVEN_MIN_DIFFERENCE = 0.3
 HARMONICS = {"P/3": 1 / 3, "P/2": 1 / 2, "2P": 2.0, "3P": 3.0}
 #: The search extends this fraction of the bin's (log) width beyond each edge: a period

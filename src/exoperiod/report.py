@@ -95,7 +95,7 @@ def _title(prediction: Prediction) -> str:
     what = ", ".join(str(x) for x in (prediction.mission, segment) if x)
     head = f"{prediction.target or Path(prediction.input).name}  ({what})" if what else str(
         prediction.target or Path(prediction.input).name)
-    flux = "standardized flux: in units of its scatter (sigma)" if lc.meta.get("FLUX_STANDARDIZED") else ""
+    flux = "standardized flux, in units of its scatter" if lc.meta.get("FLUX_STANDARDIZED") else ""
     return (f"{head}  -  {span:.0f} d, {len(time):,} cadences, {len(prediction.windows)} model "
             f"window{'s' if len(prediction.windows) != 1 else ''}\n{Path(prediction.input).name}"
             + (f"   ({flux})" if flux else ""))
@@ -188,13 +188,18 @@ def _plot_probabilities(ax: Axes, prediction: Prediction, known_periods_days: Se
         ax.annotate(f"#{i + 1}", (x, y), xytext=(0, 7), textcoords="offset points", ha="center",
                     fontsize=9, color=_colour(i), weight="bold")
     ax.set_xlim(lo, hi)
-    ax.set_ylim(0, 1.12)
+    # Head-room above 1 for the candidate labels, the legend and the notes.
+    ax.set_ylim(0, 1.5)
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_xlabel("period [days]  (model bins; dots: bins of the candidates, probability of the whole light curve)")
     ax.set_ylabel("P(planet in bin)")
     ticks = [t for t in (0.5, 1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 60, 100) if lo <= t <= hi]
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     if len(known_periods_days):
         ax.legend(loc="upper left", fontsize=8)
+    if prediction.notes:
+        ax.text(0.99, 0.97, "\n".join(textwrap.fill(note, 90) for note in prediction.notes), transform=ax.transAxes,
+                ha="right", va="top", fontsize=8, bbox={"facecolor": "lightyellow", "alpha": 0.9, "edgecolor": "0.7"})
 
 
 def _plot_fold(ax: Axes, prediction: Prediction, index: int) -> None:

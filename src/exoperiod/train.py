@@ -163,6 +163,7 @@ def train(
     settings: TrainSettings | None = None,
     resume: bool = False,
     progress: Callable[[str, int, int, dict], None] | None = None,
+    card_extra: dict | None = None,
 ) -> PeriodModel:
     """Train a period model; write ``model.pt``, ``last.pt``, ``metrics.csv`` and ``curves.png``.
 
@@ -178,6 +179,8 @@ def train(
         Continue from ``out_dir/last.pt`` (same data, same seed: same result).
     progress : callable, optional
         ``progress(stage, done, total, metrics)`` after each batch and epoch.
+    card_extra : dict, optional
+        More entries for the model card (e.g. the command that trained it).
 
     Returns
     -------
@@ -248,7 +251,7 @@ def train(
             best_top1, stale = row["val_top1"], 0
             card = {"trained_on": str(data_root), "epoch": epoch, "settings": settings.model_dump(),
                     "metrics": row, "n_train": len(train_set), "n_val": len(val_set),
-                    "torch": torch.__version__, "python": platform.python_version()}
+                    "torch": str(torch.__version__), "python": platform.python_version()}
             PeriodModel(config, net, card, prior_logit).save(out_dir / "model.pt")
         else:
             stale += 1

@@ -24,7 +24,7 @@ from ..catalog import CatalogPlanet, CatalogStar
 from ..config import Config
 from ..grid import period_weights
 from ..inject import MINUTES_PER_DAY, Planet, Star, transit_duration_hours, transit_model, transit_snr
-from ..preprocess import quality_mask, to_windows
+from ..preprocess import clean_and_detrend, quality_mask, to_windows
 from ..readers import read_lightcurve
 from ..simulate import sample_star, simulate_lightcurve
 from .store import StarRecord, split_of, write_npz
@@ -86,11 +86,14 @@ class Curve:
         keep = quality_mask(self.lc) & np.isfinite(np.asarray(self.lc.flux.value, dtype=float))
         return np.asarray(self.lc.time.value, dtype=float)[keep]
 
-    def white_noise_ppm(self) -> float:
-        """Point-to-point scatter: the white noise, blind to slow variability."""
-        keep = quality_mask(self.lc)
-        flux = np.asarray(self.lc.flux.value, dtype=float)[keep]
-        return float(mad_std(np.diff(flux[np.isfinite(flux)])) / math.sqrt(2.0) * 1e6)
+    def detrended_noise_ppm(self, window_days: float) -> float:
+        """Per-cadence scatter left after detrending: the noise a period search sees.
+
+        Injected SNRs are set against it, not against the white noise alone, so that an
+        SNR of 7 means the same to the search on a quiet star and on a spotted one.
+        """
+        detrended, _ = clean_and_detrend(self.lc, window_days)
+        return float(mad_std(np.asarray(detrended.flux.value, dtype=float) - 1.0) * 1e6)
 
 
 def _number(value) -> float | None:
@@ -112,12 +115,12 @@ class LabelPlanet:
     injected: bool
 
     @classmethod
-    def from_catalog(cls, planet: CatalogPlanet) -> "LabelPlanet":
+    def from_catalog(cls, planet: CatalogPlanet) -> LabelPlanet:
         return cls(planet.name, planet.period_days, planet.period_err_days, planet.t0_days,
                    planet.depth_ppm, planet.duration_hours, None, planet.impact, injected=False)
 
     @classmethod
-    def from_injection(cls, planet: Planet, host: Star) -> "LabelPlanet":
+    def from_injection(cls, planet: Planet, host: Star) -> LabelPlanet:
         centre = transit_model(np.array([planet.t0_days]), [planet], host, supersample=1)[0]
         return cls(None, planet.period_days, None, planet.t0_days, (1.0 - centre) * 1e6,
                    transit_duration_hours(planet, host), planet.rp_rs, planet.impact, injected=True)
@@ -218,7 +221,7 @@ def _window_samples(
             "lightcurve": curve.name, "quarter_or_window": curve.segment, "window_index": k,
             "window_start_days": float(start), "noise_ppm": noise_ppm, "cdpp6_ppm": host.cdpp6_ppm,
             "n_planets": len(planets),
-            "planets": json.dumps([p.record(s) for p, s in zip(planets, snrs)]),
+            "planets": json.dumps([p.record(s) for p, s in zip(planets, snrs, strict=True)]),
             "split": split,
         })
     return rows

@@ -32,6 +32,7 @@ def _light_curve_files(root: Path) -> list[Path]:
 
 
 def _identify(path: Path) -> tuple[str, int] | None:
+    # The readers' own file-name parser, so a file is matched to the star it reads as.
     mission, target_id = _id_from_name(path.name)
     if target_id is None:
         try:
@@ -64,7 +65,7 @@ class LocalArchive:
     def __len__(self) -> int:
         return len(self._index)
 
-    def keys(self) -> list[tuple[str, int]]:
+    def targets(self) -> list[tuple[str, int]]:
         """Every (mission, target id) with at least one file, sorted."""
         return sorted(self._index)
 

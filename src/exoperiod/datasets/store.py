@@ -31,7 +31,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -159,17 +159,26 @@ class Ledger:
         self.journal = folder / "journal.jsonl"
         self.settings = folder / "build.json"
         self._records: dict[int, StarRecord] = {}
+        self._failed: dict[int, StarRecord] = {}
         self._handle = None
         self._synced = time.monotonic()
 
     def sample_path(self, sample_id: str) -> Path:
         return self.folder / f"{sample_id}.npz"
 
-    def open(self, settings: Mapping[str, Any]) -> dict[int, StarRecord]:
+    def open(self, settings: Mapping[str, Any], star_ids: Sequence[str]) -> dict[int, StarRecord]:
         """Start (or resume) a build with these settings.
 
         Removes stray temporary files, refuses a folder built with other settings, and
         returns the finished stars (by index) whose sample files are all present.
+
+        Parameters
+        ----------
+        settings : mapping
+            What the samples depend on (stored in ``build.json``).
+        star_ids : sequence of str
+            The star of each index in this build. A record of another star at an index
+            (the star list changed: another catalogue or folder) does not count.
 
         Raises
         ------
@@ -190,7 +199,8 @@ class Ledger:
             records[record.index] = record
         self._records = {
             i: r for i, r in records.items()
-            if r.rows and all(self.sample_path(row["sample_id"]).is_file() for row in r.rows)
+            if i < len(star_ids) and r.rows and r.rows[0]["star_id"] == star_ids[i]
+            and all(self.sample_path(row["sample_id"]).is_file() for row in r.rows)
         }
         self._handle = self.journal.open("a", encoding="utf-8")
         return dict(self._records)
@@ -234,18 +244,12 @@ class Ledger:
             self._synced = time.monotonic()
         if record.rows:
             self._records[record.index] = record
+        else:
+            self._failed[record.index] = record
 
-    def close(
-        self, indices: Iterable[int], failures: Iterable[StarRecord] = ()
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Compact the ledger into the tables for the stars ``indices``.
-
-        Parameters
-        ----------
-        indices : iterable of int
-            Stars of the current build; rows and files of any other star are dropped.
-        failures : iterable of StarRecord
-            Stars of this build that gave no sample (they go to ``failures.csv`` only).
+    def close(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Compact the ledger into the tables; rows and files of stars that are not part
+        of this build are dropped, stars that gave no sample go to ``failures.csv`` only.
 
         Returns
         -------
@@ -254,10 +258,8 @@ class Ledger:
         """
         os.fsync(self._handle.fileno())
         self._handle.close()
-        wanted = set(indices)
-        kept = [self._records[i] for i in sorted(wanted & self._records.keys())]
-        failed = sorted([r for r in failures if r.index in wanted and r.index not in self._records],
-                        key=lambda r: r.index)
+        kept = [self._records[i] for i in sorted(self._records)]
+        failed = [r for i, r in self._failed.items() if i not in self._records]
         table = metadata_frame(row for record in kept for row in record.rows)
         _write_table(table, self.metadata_csv)
         _write_table(table, self.metadata_parquet)

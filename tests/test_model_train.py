@@ -1,0 +1,105 @@
+"""The period model: training, resuming, determinism, model files, and the shipped model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from exoperiod import PeriodModel
+from exoperiod.config import load_config
+from exoperiod.grid import PeriodGrid
+from exoperiod.inject import Planet, Star, inject_transits
+from exoperiod.model import ModelLoadError
+from exoperiod.readers import read_lightcurve
+from exoperiod.train import TrainSettings, train
+
+QUIET_NON_HOST = "lightcurves/kepler/1430163/kplr001430163-2010355172524_llc.fits"
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    from exoperiod.datasets import build_datasets
+
+    root = tmp_path_factory.mktemp("data")
+    config = load_config().model_copy(update={
+        "output_root": str(root), "synthetic_samples_count": 160, "negative_sample_count": 60})
+    build_datasets(config, source="simulated", only=("negative", "synthetic"), workers=1)
+    return config, root
+
+
+SETTINGS = TrainSettings(epochs=2, samples_per_epoch=192, batch_size=32, lr=1e-2)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _stop_after_first_epoch(stage, done, total, metrics):
+    if stage == "epoch" and done == 1:
+        raise _Interrupt
+
+
+def test_tiny_training_run_learns_and_an_interrupted_run_resumes_to_the_same_model(tiny_dataset, tmp_path):
+    config, root = tiny_dataset
+    model = train(config, root, tmp_path / "full", SETTINGS)
+    metrics = pd.read_csv(tmp_path / "full" / "metrics.csv")
+    assert list(metrics["epoch"]) == [1, 2]
+    assert metrics["train_loss"].iloc[1] < metrics["train_loss"].iloc[0]
+    assert metrics["val_loss"].iloc[1] < 0.69  # below an untrained sigmoid's log(2)
+    assert (tmp_path / "full" / "curves.png").stat().st_size > 10_000
+    assert model.card["n_train"] > 0 and "val_top1" in model.card["metrics"]
+
+    with pytest.raises(_Interrupt):
+        train(config, root, tmp_path / "cut", SETTINGS, progress=_stop_after_first_epoch)
+    assert list(pd.read_csv(tmp_path / "cut" / "metrics.csv")["epoch"]) == [1]
+    resumed = train(config, root, tmp_path / "cut", SETTINGS, resume=True)
+    again = pd.read_csv(tmp_path / "cut" / "metrics.csv")
+    columns = ["epoch", "train_loss", "val_loss", "val_top1", "val_top3"]
+    pd.testing.assert_frame_equal(again[columns], metrics[columns])
+    for (name, x), (_, y) in zip(model.net.state_dict().items(), resumed.net.state_dict().items()):
+        assert torch.equal(x, y), name
+
+
+def test_truncated_or_foreign_model_files_fail_clearly(tmp_path, untrained_model):
+    path = tmp_path / "model.pt"
+    untrained_model.save(path)
+    assert PeriodModel.load(path).grid == untrained_model.grid
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ModelLoadError) as err:
+        PeriodModel.load(truncated)
+    assert "truncated.pt" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ModelLoadError, match="trained on grid"):
+        PeriodModel.load(path, grid=PeriodGrid(1.0, 20.0, 50))
+    not_a_model = tmp_path / "weights.pt"
+    torch.save({"w": torch.zeros(3)}, not_a_model)
+    with pytest.raises(ModelLoadError, match="not an exoperiod model"):
+        PeriodModel.load(not_a_model)
+
+
+def test_predict_proba_shapes(untrained_model):
+    n = untrained_model.config.lightcurve_length
+    bins = untrained_model.grid.bins
+    assert untrained_model.predict_proba(np.zeros(n)).shape == (bins,)
+    assert untrained_model.predict_proba(np.zeros((3, n))).shape == (3, bins)
+    with pytest.raises(ValueError, match="cells"):
+        untrained_model.predict_proba(np.zeros(100))
+
+
+def test_shipped_model_finds_an_injected_transit_in_a_real_quarter(shipped_model, shared_data):
+    lc = read_lightcurve(shared_data / QUIET_NON_HOST)
+    star = Star(radius_rsun=1.0, mass_msun=1.0, teff_k=5800, logg_cgs=4.44)
+    for period in (2.7, 6.3, 14.2):
+        planet = Planet(period_days=period, t0_days=float(lc.time.value[0]) + 1.1, rp_rs=0.03, impact=0.2)
+        proba = shipped_model.predict_proba(inject_transits(lc, [planet], star))
+        assert proba.argmax() == shipped_model.grid.index(period), period
+        assert proba.max() > 0.5
+
+
+def test_shipped_model_card_documents_its_training(shipped_model):
+    card = shipped_model.card
+    assert card["command"].startswith("exoperiod train --preset default")
+    assert card["metrics"]["val_top1"] > 0.7
+    assert card["train_seconds"] > 0
