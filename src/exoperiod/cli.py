@@ -45,14 +45,14 @@ def _config(path: Optional[Path]):
 ConfigOpt = typer.Option(None, "--config", "-c", help="JSON config file (default: the packaged config.json).")
 
 
-def _dataset_bar(bar: Progress):
-    """A progress callback ``(kind, done, total)`` drawing one bar per dataset."""
+def _stage_bar(bar: Progress):
+    """A progress callback ``(stage, done, total)`` drawing one bar per stage."""
     tasks: dict[str, int] = {}
 
-    def report(kind: str, done: int, total: int) -> None:
-        if kind not in tasks:
-            tasks[kind] = bar.add_task(kind, total=total, info="")
-        bar.update(tasks[kind], completed=done, total=total)
+    def report(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total, info="")
+        bar.update(tasks[stage], completed=done, total=total)
 
     return report
 
@@ -74,7 +74,7 @@ def build_dataset(
         kwargs = {"local_dir": local_dir} if local_dir else {}
         with _progress() as bar:
             summary = build_datasets(cfg, source=source, only=kinds, workers=workers,
-                                     progress=_dataset_bar(bar), **kwargs)
+                                     progress=_stage_bar(bar), **kwargs)
     except _user_errors() as err:
         _fail(err)
     console.print(summary.table())
@@ -101,7 +101,7 @@ def train(
             if preset == "default":
                 from .presets import prepare_default
 
-                cfg, data, settings = prepare_default(cfg, progress=_dataset_bar(bar))
+                cfg, data, settings = prepare_default(cfg, progress=_stage_bar(bar))
             elif preset is not None:
                 raise training.TrainError(f"unknown preset {preset!r} (known: default)")
             updates = {k: v for k, v in {"epochs": epochs, "samples_per_epoch": samples_per_epoch}.items() if v}
@@ -170,6 +170,53 @@ def predict(
                 typer.echo(f"    note: {note}")
     if all(p.error for p in predictions):
         raise typer.Exit(1)
+
+
+@app.command()
+def evaluate(
+    model: Optional[Path] = typer.Option(None, help="Model file (default: the shipped model)."),
+    data: Path = typer.Option(..., help="Dataset root (the folder holding the dataset folders)."),
+    config: Optional[Path] = ConfigOpt,
+    split: str = typer.Option("test", help="train | val | test"),
+    out: Path = typer.Option(Path("evaluation"), help="Report folder."),
+    refine: bool = typer.Option(False, help="Also measure recovery after BLS refinement (slower)."),
+) -> None:
+    """Recovery, aliases, calibration and false alarms of a model on a dataset split."""
+    from .evaluate import evaluate_model
+    from .model import PeriodModel
+
+    try:
+        cfg = _config(config)
+        loaded = PeriodModel.load(model, grid=cfg.grid())
+        with _progress() as bar:
+            result = evaluate_model(loaded, data, cfg, split=split, out_dir=out, progress=_stage_bar(bar),
+                                    refine=refine)
+    except _user_errors() as err:
+        _fail(err)
+    typer.echo(f"{result.n_samples} samples ({result.n_with_planet} with a planet): top-1 {result.top1:.3f}, "
+               f"top-3 {result.top3:.3f}, alias rate {result.alias_rate:.3f} -> {out / 'report.md'}")
+
+
+@app.command()
+def run(
+    out: Path = typer.Option(Path("report"), help="Report folder."),
+    config: Optional[Path] = ConfigOpt,
+    model: Optional[Path] = typer.Option(None, help="Model file (default: the shipped model)."),
+    workers: int = typer.Option(2, min=1, help="Worker processes for the dataset build."),
+) -> None:
+    """The main job: simulated dataset, evaluation, example predictions, report folder."""
+    from .mainjob import run_main_job
+    from .model import PeriodModel
+
+    try:
+        cfg = _config(config)
+        loaded = PeriodModel.load(model, grid=cfg.grid())
+        with _progress() as bar:
+            summary = run_main_job(out, cfg, loaded, progress=_stage_bar(bar), workers=workers)
+    except _user_errors() as err:
+        _fail(err)
+    typer.echo(summary.read_text())
+    typer.echo(f"report: {summary}")
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m exoperiod`
