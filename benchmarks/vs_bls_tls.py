@@ -51,15 +51,16 @@ curve and method) into ``--out``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import multiprocessing
 import os
 import platform
 import time
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import lightkurve as lk
 import numpy as np
@@ -71,10 +72,17 @@ from exoperiod.catalog import CatalogStar
 from exoperiod.config import Config, load_config
 from exoperiod.datasets.samples import Curve, exposure_minutes
 from exoperiod.evaluate import (
-    PERIOD_TOLERANCE, atomic_write_text, markdown_table, period_recovered, pyplot, relative_match, save_figure,
+    PERIOD_TOLERANCE,
+    atomic_write_text,
+    describe_model,
+    markdown_table,
+    period_recovered,
+    pyplot,
+    relative_match,
+    save_figure,
 )
 from exoperiod.inject import RP_RS_MAX, Planet, Star, planet_for_snr, transit_model, transit_snr
-from exoperiod.model import PeriodModel
+from exoperiod.model import DEFAULT_MODEL_PATH, PeriodModel
 from exoperiod.paths import shared_data_dir
 from exoperiod.predict import predict, top_bins
 from exoperiod.preprocess import clean_and_detrend
@@ -180,7 +188,7 @@ def injected_lightcurve(case: Case, config: Config) -> tuple[lk.LightCurve, Plan
     The SNR falls short of the tier only when that needs a radius ratio above
     :data:`exoperiod.inject.RP_RS_MAX` (very noisy stars).
     """
-    rng = np.random.default_rng([case.seed, POPULATION_CODE[case.population], int(round(case.snr * 10)), case.index])
+    rng = np.random.default_rng([case.seed, POPULATION_CODE[case.population], round(case.snr * 10), case.index])
     if case.file is None:
         lc, sim = simulate_star(rng, f"SIM-{case.index}", duration_days=QUARTER_DAYS,
                                 cadence_minutes=config.cadence_minutes)
@@ -489,6 +497,10 @@ def plot(rows: pd.DataFrame, methods: Sequence[str], path: Path) -> None:
     save_figure(fig, path)
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def report(cases: pd.DataFrame, hosts: pd.DataFrame, methods: Sequence[str], args: argparse.Namespace,
            wall_seconds: float) -> str:
     """The markdown report of a run."""
@@ -497,14 +509,16 @@ def report(cases: pd.DataFrame, hosts: pd.DataFrame, methods: Sequence[str], arg
     load = os.getloadavg()
     parts = [
         "# exoperiod vs BLS vs TLS",
-        f"Measured {time.strftime('%Y-%m-%d %H:%M')} on {platform.machine()}, {os.cpu_count()} cores, Python "
+        (f"Measured {time.strftime('%Y-%m-%d %H:%M')} on {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, transitleastsquares {transitleastsquares.__version__} (backend "
         f"{args.tls_backend or 'package default'}); {args.workers} worker processes with one thread each; "
         f"wall time {wall_seconds / 60:.1f} min; load average at the end {load[0]:.1f}. Command: "
         f"`python benchmarks/vs_bls_tls.py --n {args.n} --tiers {args.tiers} --seed {args.seed}"
-        f"{'' if args.real else ' --no-real'}`. Model: `{args.model or 'the packaged default'}`.",
-        "A period is recovered when |p/P - 1| < 2 %. Top-3: the three highest distinct peaks "
-        "(bins for the model alone). Settings: see the docstring of `benchmarks/vs_bls_tls.py`.",
+        f"{'' if args.real else ' --no-real'}`. Model: {args.model or 'the packaged default'} "
+        f"(sha256 {_sha256(Path(args.model) if args.model else DEFAULT_MODEL_PATH)[:12]}, "
+        f"{describe_model(PeriodModel.load(args.model))})."),
+        ("A period is recovered when |p/P - 1| < 2 %. Top-3: the three highest distinct peaks "
+        "(bins for the model alone). Settings: see the docstring of `benchmarks/vs_bls_tls.py`."),
         "## Recovery (top-1 / top-3, %)",
         recovery_table(cases, methods),
         "## CPU per light curve (mean over all injected light curves)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import math
 import sys
@@ -14,8 +15,15 @@ import pytest
 from exoperiod.config import DistributionParams, PeriodDistribution, load_config
 from exoperiod.datasets import build_datasets
 from exoperiod.evaluate import (
-    EvaluationResult, bin_alias, evaluate_model, false_alarm_rates, period_alias, period_recovered, recovery_by,
-    reliability, tier_labels,
+    EvaluationResult,
+    bin_alias,
+    evaluate_model,
+    false_alarm_rates,
+    period_alias,
+    period_recovered,
+    recovery_by,
+    reliability,
+    tier_labels,
 )
 from exoperiod.grid import PeriodGrid
 
@@ -134,7 +142,7 @@ def test_false_alarm_rate_counts_negatives_above_each_threshold():
     assert false_alarm_rates(np.array([0.05, 0.2, 0.6, 0.95])) == {0.1: 0.75, 0.3: 0.5, 0.5: 0.5, 0.7: 0.25,
                                                                    0.9: 0.25}
     rates = list(false_alarm_rates(np.random.default_rng(1).uniform(0, 1, 500)).values())
-    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert all(a >= b for a, b in itertools.pairwise(rates))
 
 
 def test_snr_tiers():

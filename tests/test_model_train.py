@@ -94,8 +94,12 @@ def test_shipped_model_finds_an_injected_transit_in_a_real_quarter(shipped_model
     for period in (2.7, 6.3, 14.2):
         planet = Planet(period_days=period, t0_days=float(lc.time.value[0]) + 1.1, rp_rs=0.03, impact=0.2)
         proba = shipped_model.predict_proba(inject_transits(lc, [planet], star))
-        assert proba.argmax() == shipped_model.grid.index(period), period
-        assert proba.max() > 0.5
+        top = shipped_model.grid.index(period)
+        assert proba.argmax() == top, period
+        # Soft labels share a planet between its bin and a neighbour: judge the peak
+        # against the bins away from it.
+        far = np.r_[proba[:max(top - 2, 0)], proba[top + 3:]]
+        assert proba[top] > 0.3 and far.max() < 0.1, period
 
 
 def test_shipped_model_card_documents_its_training(shipped_model):

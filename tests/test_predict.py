@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import lightkurve as lk
 import numpy as np
@@ -27,6 +26,7 @@ KEPLER = "lightcurves/kepler"
 KEPLER_62_Q13 = f"{KEPLER}/9002278/kplr009002278-2012179063303_llc.fits"
 QUIET_Q3 = f"{KEPLER}/9726699/kplr009726699-2009350155506_llc.fits"
 NON_HOST_Q7 = f"{KEPLER}/1430163/kplr001430163-2010355172524_llc.fits"
+NON_HOST_Q15 = f"{KEPLER}/1430163/kplr001430163-2013011073258_llc.fits"
 WASP_18 = "lightcurves/tess/100100827/wasp18b.fits"
 WASP_18_B_DAYS = 0.9415
 # KOI periods (days) of the confirmed planets below 40 d, from the KOI cumulative table.
@@ -37,8 +37,10 @@ HOSTS = {
                           (3.340219, 7.825022, 20.060363)),
     "Kepler-62 Q13": (KEPLER_62_Q13, (5.714897, 12.441800, 18.164073)),
 }
-#: The non-host's highest bin probability must stay below this (see test_non_host_*).
-NON_HOST_MAX_PROBABILITY = 0.5
+#: The non-host's highest bin probability must stay below this. With the first shipped
+#: model KIC 1430163 (a spotted, non-KOI star) peaks at 0.07 in Q7 and Q15, while the
+#: host Kepler-62 peaks at 0.40 in its single quarter Q13.
+NON_HOST_MAX_PROBABILITY = 0.25
 CONTRACT_KEYS = ("input", "target", "periods", "candidates", "bin_probabilities", "bin_centers_days", "error")
 CANDIDATE_KEYS = ("period_days", "probability", "t0_btjd_or_bkjd", "duration_hours", "depth_ppm", "snr",
                   "odd_even_depth_ratio")
@@ -76,8 +78,9 @@ def test_wasp18_period_or_outside_grid_note(shared_data, shipped_model):
         assert any("outside" in note and "grid" in note for note in prediction.notes), prediction.notes
 
 
-def test_non_host_gets_low_probabilities(shared_data, shipped_model):
-    prediction = predict(shared_data / NON_HOST_Q7, shipped_model)
+@pytest.mark.parametrize("path", [NON_HOST_Q7, NON_HOST_Q15])
+def test_non_host_gets_low_probabilities(path, shared_data, shipped_model):
+    prediction = predict(shared_data / path, shipped_model)
     assert prediction.bin_probabilities.max() < NON_HOST_MAX_PROBABILITY, prediction.candidates[:1]
     assert any("not detections" in note for note in prediction.notes)
 

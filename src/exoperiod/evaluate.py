@@ -27,6 +27,7 @@ of the window's logits (one window: the model's prior cancels out).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -181,7 +182,7 @@ def tier_labels(values: Sequence[float], edges: Sequence[float], unit: str = "")
     to ``"unknown"``.
     """
     names = [f"< {edges[0]:g}{unit}"]
-    names += [f"{lo:g}-{hi:g}{unit}" for lo, hi in zip(edges[:-1], edges[1:])]
+    names += [f"{lo:g}-{hi:g}{unit}" for lo, hi in itertools.pairwise(edges)]
     names += [f">= {edges[-1]:g}{unit}", "unknown"]
     v = np.asarray(values, dtype=float)
     which = np.where(np.isfinite(v), np.digitize(np.nan_to_num(v), edges), len(edges) + 1)
@@ -302,11 +303,14 @@ def _json_ready(value):
     return value
 
 
-def _describe(model: PeriodModel) -> str:
+def describe_model(model: PeriodModel) -> str:
+    """One line about a model from its card: training data, epoch, validation top-1."""
     card = model.card
     if not card:
         return "a model without a card (untrained?)"
-    return f"trained on {card.get('trained_on', '?')}, epoch {card.get('epoch', '?')}"
+    top1 = card.get("metrics", {}).get("val_top1")
+    return (f"trained on {card.get('trained_on', '?')}, epoch {card.get('epoch', '?')}"
+            + (f", validation top-1 {top1:.3f}" if top1 is not None else ""))
 
 
 def _logits(model: PeriodModel, data: Split, progress: ProgressCallback | None) -> np.ndarray:
@@ -426,7 +430,7 @@ def evaluate_model(
     if n_planet == 0:
         notes.append(f"split {split!r} has no sample with a planet in the grid: no recovery")
     result = EvaluationResult(
-        model=_describe(model),
+        model=describe_model(model),
         data_root=str(root), split=split, n_samples=len(data), n_with_planet=n_planet,
         n_negative=int(negative.sum()),
         top1=top_k_recovery(logits, data.true_bins, 1), top3=top_k_recovery(logits, data.true_bins, 3),
@@ -554,12 +558,12 @@ def _markdown(result: EvaluationResult) -> str:
     aliases = ", ".join(f"{name} {_percent(v)}" for name, v in r.aliases.items())
     parts = [
         f"# exoperiod evaluation: split `{r.split}` of `{r.data_root}`",
-        f"Model: {r.model}. Samples: {r.n_samples} ({r.n_with_planet} with a planet in the "
-        f"grid, {r.n_negative} negatives). Model CPU time: {r.cpu_ms_per_window:.1f} ms per window.",
+        (f"Model: {r.model}. Samples: {r.n_samples} ({r.n_with_planet} with a planet in the "
+        f"grid, {r.n_negative} negatives). Model CPU time: {r.cpu_ms_per_window:.1f} ms per window."),
         *[f"> {note}" for note in r.notes],
         "## Period recovery",
-        "A planet is recovered when its period bin is the most probable bin (top-1) or among the "
-        "three most probable bins (top-3, neighbouring bins included); a bin is ~3.7 % wide.",
+        ("A planet is recovered when its period bin is the most probable bin (top-1) or among the "
+        "three most probable bins (top-3, neighbouring bins included); a bin is ~3.7 % wide."),
         markdown_table(["metric", "value"], [
             ("top-1 recovery", _percent(r.top1)), ("top-3 recovery", _percent(r.top3)),
             ("alias rate (top bin at P/3, P/2, 2P or 3P)", _percent(r.alias_rate)),
@@ -569,8 +573,8 @@ def _markdown(result: EvaluationResult) -> str:
         f = r.refined
         parts += [
             "### After refinement",
-            f"`exoperiod.predict` (top-3 distinct bins, BLS-refined) on the {f.n} samples with a planet; "
-            f"a period is recovered when |p/P - 1| < {100 * PERIOD_TOLERANCE:g} %.",
+            (f"`exoperiod.predict` (top-3 distinct bins, BLS-refined) on the {f.n} samples with a planet; "
+            f"a period is recovered when |p/P - 1| < {100 * PERIOD_TOLERANCE:g} %."),
             markdown_table(["metric", "value"], [
                 ("top-1 recovery", _percent(f.top1)), ("top-3 recovery", _percent(f.top3)),
                 ("alias rate", _percent(f.alias_rate)),
@@ -578,8 +582,8 @@ def _markdown(result: EvaluationResult) -> str:
         ]
     parts += [
         "## Recovery vs SNR",
-        "SNR: the highest injected matched-filter SNR of the sample's planets, against the noise "
-        "of the detrended window (unknown for catalogue planets without a depth).",
+        ("SNR: the highest injected matched-filter SNR of the sample's planets, against the noise "
+        "of the detrended window (unknown for catalogue planets without a depth)."),
         _recovery_table(r.by_snr, "SNR"),
         f"![recovery vs SNR]({PLOTS['recovery_vs_snr']})",
         "## Recovery vs period",
@@ -589,10 +593,10 @@ def _markdown(result: EvaluationResult) -> str:
         "## Recovery by dataset",
         _recovery_table(r.by_kind, "dataset"),
         "## Calibration",
-        "Every cell (sample x period bin) is one prediction. *Soft labels* are the targets the model "
+        ("Every cell (sample x period bin) is one prediction. *Soft labels* are the targets the model "
         "is trained on (a planet's Gaussian period weight, ~0.68 in its own bin and ~0.16 in each "
         "neighbour); *labels > 0.5* count only a planet's own bin as a hit. Most cells are near 0, "
-        "so the ECE is dominated by the lowest bin: read the diagram too.",
+        "so the ECE is dominated by the lowest bin: read the diagram too."),
         markdown_table(["target", "ECE"], [("soft labels", f"{r.calibration_soft.ece:.4f}"),
                                           ("labels > 0.5", f"{r.calibration_hard.ece:.4f}")]),
         markdown_table(["probability", "cells", "mean probability", "mean soft label", "mean label > 0.5"], [

@@ -9,18 +9,21 @@ so every further window with a transit sharpens the answer.
 
 How planets are searched
 ------------------------
-1. The ``top_k`` most probable bins of the whole light curve are refined one by one with
+1. The ``top_k`` most probable bins of the whole light curve (ranked by log-odds) are
+   refined one by one with
    a BLS restricted to the bin (:mod:`exoperiod.refine`). They are distinct signals: a
    bin next to a chosen one is skipped (the same peak), and so are the bins at P/3, P/2,
    2P and 3P of a refined period P that explains the data better than those harmonics
-   (aliases of it).
+   (aliases of it); a refined period that turns out to repeat an earlier one (a ratio
+   of 1/5 .. 5 with coinciding transits: neighbouring bins share signal, and the model
+   also fires at 4P, 5P) is dropped and the next bin tried.
 2. The most probable of them is planet 1. If its probability is at least
    ``min_probability``, its transits (1.5 x the box duration) are removed from the light
    curve, which is preprocessed and scored again; the best bin not next to a planet's
    bin becomes the next planet if it reaches ``min_probability``. This repeats until
    ``max_planets`` are found or nothing reaches the threshold.
 3. ``candidates`` lists the planets in the order found, then the remaining top-k bins of
-   step 1; ``periods`` are their refined periods in that order.
+   step 1 that do not repeat a planet; ``periods`` are their refined periods in that order.
 """
 
 from __future__ import annotations
@@ -52,6 +55,12 @@ READABLE_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".csv", ".j
 MIN_PROBABILITY = 0.5
 #: Bins this close (in bins) to a chosen one hold the same signal, not another planet.
 NEIGHBOUR_BINS = 1
+#: A refined period within this (relative) of n or 1/n times another candidate's, with
+#: transits at the same times, repeats it (n up to MAX_ALIAS_ORDER).
+ALIAS_TOLERANCE = 0.005
+MAX_ALIAS_ORDER = 5
+#: Bins tried per wanted candidate before the first pass gives up (aliases are dropped).
+MAX_TRIES_PER_CANDIDATE = 3
 #: In-transit cadences masked before the search for the next planet, in box durations.
 MASK_WIDEN = 1.5
 
@@ -147,18 +156,24 @@ def resolve_model(model: PeriodModel | str | os.PathLike | None) -> PeriodModel:
     return model if isinstance(model, PeriodModel) else PeriodModel.load(model)
 
 
-def bin_probabilities(model: PeriodModel, windows: Windows) -> np.ndarray:
-    """Per-bin probabilities of all windows together (window log-odds summed)."""
-    logits = combine_window_logits(model.window_logits(windows.flux, windows.mask), model.prior_logit)
+def bin_logits(model: PeriodModel, windows: Windows) -> np.ndarray:
+    """Per-bin log-odds of all windows together (window evidence summed).
+
+    Bins are ranked by these, not by probabilities: with many windows, the
+    probabilities of several bins round to exactly 1.0 and would tie.
+    """
+    return combine_window_logits(model.window_logits(windows.flux, windows.mask), model.prior_logit)
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits))
 
 
-def top_bins(probabilities: np.ndarray, k: int, taken: Sequence[int] = (),
-             excluded: Sequence[int] = ()) -> list[int]:
-    """The ``k`` most probable bins, skipping chosen and ``taken`` bins and their
+def top_bins(scores: np.ndarray, k: int, taken: Sequence[int] = (), excluded: Sequence[int] = ()) -> list[int]:
+    """The ``k`` highest-scoring bins, skipping chosen and ``taken`` bins and their
     neighbours, and the ``excluded`` bins themselves."""
     chosen: list[int] = []
-    for b in np.argsort(-probabilities, kind="stable"):
+    for b in np.argsort(-scores, kind="stable"):
         if len(chosen) == k:
             break
         if int(b) not in excluded and all(abs(int(b) - c) > NEIGHBOUR_BINS for c in [*chosen, *taken]):
@@ -214,9 +229,9 @@ def predict(
         lc = lc_or_path if isinstance(lc_or_path, lk.LightCurve) else read_lightcurve(lc_or_path, flux_column)
         windows = to_windows(lc, model.config)
     with clock("model"):
-        probabilities = bin_probabilities(model, windows)
+        logits = bin_logits(model, windows)
     standardized = bool(lc.meta.get("FLUX_STANDARDIZED"))
-    candidates, notes = _search_planets(lc, windows, probabilities, model, clock, top_k=top_k,
+    candidates, notes = _search_planets(lc, windows, logits, model, clock, top_k=top_k,
                                         max_planets=max_planets, min_probability=min_probability,
                                         standardized=standardized, use_tls=use_tls)
     if standardized:
@@ -230,7 +245,7 @@ def predict(
         target=_target(lc),
         periods=[c.period_days for c in candidates],
         candidates=candidates,
-        bin_probabilities=probabilities,
+        bin_probabilities=_sigmoid(logits),
         bin_centers_days=model.grid.centers_days,
         mission=lc.meta.get("MISSION"),
         notes=notes,
@@ -250,7 +265,7 @@ def _target(lc: lk.LightCurve) -> str | None:
 def _search_planets(
     lc: lk.LightCurve,
     windows: Windows,
-    probabilities: np.ndarray,
+    logits: np.ndarray,
     model: PeriodModel,
     clock: CpuClock,
     *,
@@ -263,20 +278,25 @@ def _search_planets(
     """Refined candidates (planets first, then the other top-k bins) and notes."""
     edges = model.grid.edges_days
 
-    def refine(search: TransitSearch, b: int, p: float, search_pass: int) -> Candidate:
-        return refine_bin(search, edges[b], edges[b + 1], p, b, search_pass, standardized, use_tls)
+    def refine(search: TransitSearch, b: int, logit: float, search_pass: int) -> Candidate:
+        return refine_bin(search, edges[b], edges[b + 1], float(_sigmoid(logit)), b, search_pass,
+                          standardized, use_tls)
 
     with clock("refine"):
         search = TransitSearch(windows.detrended)
         first: list[Candidate] = []
+        tried: list[int] = []
         aliases: list[int] = []
-        for _ in range(top_k):
-            best = top_bins(probabilities, 1, taken=[c.bin_index for c in first], excluded=aliases)
+        while len(first) < top_k and len(tried) < MAX_TRIES_PER_CANDIDATE * top_k:
+            best = top_bins(logits, 1, taken=tried, excluded=aliases)
             if not best:
                 break
-            first.append(refine(search, best[0], probabilities[best[0]], 0))
-            if first[-1].better_period_days is None:
-                aliases += _alias_bins(first[-1].period_days, model.grid)
+            tried.append(best[0])
+            candidate = refine(search, best[0], logits[best[0]], 0)
+            if not any(_is_alias(candidate, other) for other in first):
+                first.append(candidate)
+                if candidate.better_period_days is None:
+                    aliases += _alias_bins(candidate.period_days, model.grid)
     planets, notes = first[:1], []
     if planets and planets[0].probability < min_probability:
         notes.append(f"no period bin reaches probability {min_probability:.2f}: the candidates are "
@@ -294,17 +314,29 @@ def _search_planets(
                          "their transits are masked")
             break
         with clock("model"):
-            p = bin_probabilities(model, masked)
-        best = top_bins(p, 1, taken=[c.bin_index for c in planets])
-        if not best or p[best[0]] < min_probability:
+            masked_logits = bin_logits(model, masked)
+        best = top_bins(masked_logits, 1, taken=[c.bin_index for c in planets])
+        if not best or _sigmoid(masked_logits[best[0]]) < min_probability:
             notes.append(f"planet search stopped after {len(planets)}: with their transits masked no "
                          f"further bin reaches probability {min_probability:.2f}")
             break
         with clock("refine"):
-            planets.append(refine(TransitSearch(masked.detrended), best[0], p[best[0]], len(planets)))
-    others = [c for c in first[1:]
-              if all(abs(c.bin_index - planet.bin_index) > NEIGHBOUR_BINS for planet in planets)]
+            planets.append(refine(TransitSearch(masked.detrended), best[0], masked_logits[best[0]], len(planets)))
+    others = [c for c in first[1:] if not any(abs(c.bin_index - planet.bin_index) <= NEIGHBOUR_BINS
+                                              or _is_alias(c, planet) for planet in planets)]
     return planets + others, notes
+
+
+def _is_alias(candidate: Candidate, other: Candidate) -> bool:
+    """``candidate`` repeats ``other``: periods in a ratio n or 1/n (n = 1 ..
+    :data:`MAX_ALIAS_ORDER`) and transits at the same times, so that the longer period's
+    transits are all transits of the shorter one."""
+    short, long_ = sorted((candidate, other), key=lambda c: c.period_days)
+    ratio = long_.period_days / short.period_days
+    n = round(ratio)
+    if not 1 <= n <= MAX_ALIAS_ORDER or abs(ratio / n - 1) > ALIAS_TOLERANCE:
+        return False
+    return bool(short.transit_mask(np.array([long_.t0_btjd_or_bkjd]))[0])
 
 
 def _alias_bins(period_days: float, grid: PeriodGrid) -> list[int]:

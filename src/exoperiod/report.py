@@ -79,9 +79,8 @@ def _figure(prediction: Prediction, known_periods_days: Sequence[float]) -> Figu
     _plot_raw(raw_ax, prediction)
     _plot_detrended(flat_ax, prediction)
     _plot_probabilities(fig.add_subplot(grid[2, :]), prediction, known_periods_days)
-    for i, candidate in enumerate(candidates):
-        ax = fig.add_subplot(grid[3 + i // PANELS_PER_ROW, i % PANELS_PER_ROW])
-        _plot_fold(ax, prediction, i)
+    for i in range(len(candidates)):
+        _plot_fold(fig.add_subplot(grid[3 + i // PANELS_PER_ROW, i % PANELS_PER_ROW]), prediction, i)
     fig.suptitle(_title(prediction), fontsize=13)
     return fig
 
@@ -93,12 +92,14 @@ def _title(prediction: Prediction) -> str:
     segment = next((f"{key.title()} {lc.meta[key]}" for key in ("QUARTER", "CAMPAIGN", "SECTOR")
                     if lc.meta.get(key) is not None), None)
     what = ", ".join(str(x) for x in (prediction.mission, segment) if x)
-    head = f"{prediction.target or Path(prediction.input).name}  ({what})" if what else str(
-        prediction.target or Path(prediction.input).name)
-    flux = "standardized flux, in units of its scatter" if lc.meta.get("FLUX_STANDARDIZED") else ""
-    return (f"{head}  -  {span:.0f} d, {len(time):,} cadences, {len(prediction.windows)} model "
-            f"window{'s' if len(prediction.windows) != 1 else ''}\n{Path(prediction.input).name}"
-            + (f"   ({flux})" if flux else ""))
+    name = prediction.target or Path(prediction.input).name
+    n_windows = len(prediction.windows)
+    head = (f"{name}  ({what})" if what else name) + (
+        f"  -  {span:.0f} d, {len(time):,} cadences, {n_windows} model window{'s' if n_windows != 1 else ''}")
+    source = Path(prediction.input).name
+    if lc.meta.get("FLUX_STANDARDIZED"):
+        source += "   (standardized flux, in units of its scatter)"
+    return f"{head}\n{source}"
 
 
 def _units(prediction: Prediction) -> tuple[float, str]:
@@ -183,23 +184,25 @@ def _plot_probabilities(ax: Axes, prediction: Prediction, known_periods_days: Se
         off_axis = f" (off the axis: {', '.join(f'{p:g}' for p in outside)} d)" if outside else ""
         ax.plot([], [], color="tab:cyan", ls="--", label="known periods" + off_axis)
     for i, candidate in enumerate(prediction.candidates):
-        x, y = centres[candidate.bin_index], proba[candidate.bin_index]
-        ax.plot(x, y, "o", color=_colour(i), ms=8)
+        # A planet found after masking others has the probability of its own search pass.
+        x, y = centres[candidate.bin_index], candidate.probability
+        ax.plot(x, y, "o", color=_colour(i), ms=8, mfc="white" if candidate.search_pass else _colour(i), mew=2)
         ax.annotate(f"#{i + 1}", (x, y), xytext=(0, 7), textcoords="offset points", ha="center",
                     fontsize=9, color=_colour(i), weight="bold")
     ax.set_xlim(lo, hi)
-    # Head-room above 1 for the candidate labels, the legend and the notes.
-    ax.set_ylim(0, 1.5)
+    # Head-room above 1 for the candidate labels and the legend.
+    ax.set_ylim(0, 1.3)
     ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
-    ax.set_xlabel("period [days]  (model bins; dots: bins of the candidates, probability of the whole light curve)")
+    ax.set_xlabel("period [days]   (grey: model bins, whole light curve;  filled dots: candidates;  "
+                  "open dots: found after masking the planets before them)")
     ax.set_ylabel("P(planet in bin)")
     ticks = [t for t in (0.5, 1, 2, 3, 5, 7, 10, 15, 20, 30, 40, 60, 100) if lo <= t <= hi]
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     if len(known_periods_days):
         ax.legend(loc="upper left", fontsize=8)
     if prediction.notes:
-        ax.text(0.99, 0.97, "\n".join(textwrap.fill(note, 90) for note in prediction.notes), transform=ax.transAxes,
-                ha="right", va="top", fontsize=8, bbox={"facecolor": "lightyellow", "alpha": 0.9, "edgecolor": "0.7"})
+        ax.set_title("\n".join(f"note: {note}" for note in prediction.notes), loc="left", fontsize=8.5,
+                     color="saddlebrown")
 
 
 def _plot_fold(ax: Axes, prediction: Prediction, index: int) -> None:

@@ -251,7 +251,8 @@ def train(
             best_top1, stale = row["val_top1"], 0
             card = {"trained_on": str(data_root), "epoch": epoch, "settings": settings.model_dump(),
                     "metrics": row, "n_train": len(train_set), "n_val": len(val_set),
-                    "torch": str(torch.__version__), "python": platform.python_version()}
+                    "train_seconds": row["seconds"], "torch": str(torch.__version__),
+                    "python": platform.python_version(), **(card_extra or {})}
             PeriodModel(config, net, card, prior_logit).save(out_dir / "model.pt")
         else:
             stale += 1
