@@ -2,21 +2,22 @@
 
 How the evidence of a long light curve is combined
 --------------------------------------------------
-A light curve longer than one model window (a Kepler Q1-Q17 curve is ~16 windows) is
-cut into windows; each window gives per-bin logits, and their evidence is summed as
-log-odds relative to the model's prior (:func:`exoperiod.model.combine_window_logits`),
-so every further window with a transit sharpens the answer.
+A light curve longer than one model window (a Kepler Q1-Q17 curve is 18 windows of
+4096 long cadences) is cut into windows; each window gives per-bin logits, and their
+evidence is summed as log-odds relative to the model's prior
+(:func:`exoperiod.model.combine_window_logits`), so every further window with a transit
+sharpens the answer.
 
 How planets are searched
 ------------------------
 1. The ``top_k`` most probable bins of the whole light curve (ranked by log-odds) are
-   refined one by one with
-   a BLS restricted to the bin (:mod:`exoperiod.refine`). They are distinct signals: a
-   bin next to a chosen one is skipped (the same peak), and so are the bins at P/3, P/2,
-   2P and 3P of a refined period P that explains the data better than those harmonics
-   (aliases of it); a refined period that turns out to repeat an earlier one (a ratio
-   of 1/5 .. 5 with coinciding transits: neighbouring bins share signal, and the model
-   also fires at 4P, 5P) is dropped and the next bin tried.
+   refined one by one with a BLS restricted to the bin (:mod:`exoperiod.refine`). They
+   are distinct signals: a bin next to a chosen one is skipped (the same peak), and so
+   are the bins at P/3, P/2, 2P and 3P of a refined period P that explains the data
+   better than those harmonics (aliases of it); a refined period that turns out to
+   repeat an earlier one (a ratio of 1/5 .. 5 with coinciding transits: neighbouring
+   bins share signal, and the model also fires at 4P, 5P) is dropped and the next bin
+   tried.
 2. The most probable of them is planet 1. If its probability is at least
    ``min_probability``, its transits (1.5 x the box duration) are removed from the light
    curve, which is preprocessed and scored again; the best bin not next to a planet's

@@ -156,7 +156,7 @@ class BoxFit:
 
     @property
     def snr(self) -> float:
-        return self.depth / self.depth_err if self.depth_err > 0 else 0.0
+        return float(self.depth / self.depth_err) if self.depth_err > 0 else 0.0
 
 
 def trial_durations_days(min_period_days: float) -> np.ndarray:
@@ -237,8 +237,8 @@ class TransitSearch:
                       float(result.duration[i]), float(result.depth[i]), float(result.depth_err[i]))
 
     def first_transit(self, t0_days: float, period_days: float) -> float:
-        """The transit time of this ephemeris nearest the start of the data."""
-        return t0_days + period_days * np.ceil((self.time_days.min() - t0_days) / period_days - 0.5)
+        """The first mid-transit time of this ephemeris at or after the start of the data."""
+        return float(t0_days + period_days * np.ceil((self.time_days.min() - t0_days) / period_days))
 
     def odd_even(self, fit: BoxFit) -> tuple[float | None, bool]:
         """(odd/even depth ratio or None, whether the two depths differ).
