@@ -182,7 +182,7 @@ def test_refine_recovers_injected_period(injected_quarter, untrained_model):
     candidate = refine_bin(search, edges[b], edges[b + 1], 0.9, b)
     assert abs(candidate.period_days / period - 1) < 0.005
     assert abs((candidate.t0_btjd_or_bkjd - t0 + period / 2) % period - period / 2) < 0.05
-    assert candidate.snr > 10 and candidate.note is None
+    assert candidate.snr > 10 and candidate.note is None  # no harmonic, odd/even or sinusoid warning
     assert 0.5 < candidate.odd_even_depth_ratio < 2
     # The bin of 2P: the search finds 2P and says that P explains the data better.
     b2 = grid.index(2 * period)
@@ -205,6 +205,17 @@ def test_refine_flags_alternating_depths_as_a_possible_binary(shared_data, untra
     assert abs(candidate.period_days / period - 1) < 0.005
     assert not 0.5 < candidate.odd_even_depth_ratio < 2
     assert "2P" in candidate.note
+
+
+def test_refine_flags_a_spotted_star(shared_data, untrained_model):
+    # EPIC 246981320 (K2 C13, no known planet) spins in ~1.07 d: the best box there is a
+    # spot, and a sinusoid fits it better.
+    lc = read_lightcurve(shared_data / "lightcurves/k2/246981320/EPIC_246981320_mast.fits")
+    search = TransitSearch(to_windows(lc, untrained_model.config).detrended)
+    b = untrained_model.grid.index(1.07)
+    edges = untrained_model.grid.edges_days
+    candidate = refine_bin(search, edges[b], edges[b + 1], 0.9, b)
+    assert "sinusoid" in candidate.note
 
 
 def test_standardized_flux_has_no_depth_ppm(injected_quarter, untrained_model):

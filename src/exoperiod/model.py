@@ -87,12 +87,17 @@ class PeriodNet(nn.Module):
 def combine_window_logits(logits: np.ndarray, prior_logit: np.ndarray) -> np.ndarray:
     """Evidence of several windows of one star as one logit vector.
 
-    Each window's logit is prior log-odds plus its own evidence; independent windows add
-    their evidence (naive Bayes): ``prior + sum(logit_w - prior)``. A 4-year light curve
-    therefore gives a sharper answer than one quarter.
+    Each window's logit is the prior log-odds plus that window's evidence. The windows'
+    evidence is summed and divided by the square root of their number:
+    ``prior + sum(logit_w - prior) / sqrt(n)``. A planet seen in every window gains
+    ``sqrt(n)`` times one window's evidence, so a 4-year light curve gives a sharper
+    answer than one quarter, while noise, which is independent from window to window,
+    keeps one window's spread. Plain summing (naive Bayes) would treat the windows as
+    independent witnesses, which they are not (same star, same systematics), and drives
+    every harmonic of a clear planet to probability 1.
     """
     logits = np.atleast_2d(logits)
-    return prior_logit + (logits - prior_logit).sum(0)
+    return prior_logit + (logits - prior_logit).sum(0) / np.sqrt(len(logits))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -92,7 +92,7 @@ class Candidate:
         0 for the original light curve, ``j`` after the transits of ``j`` planets were
         masked.
     note : str or None
-        Harmonic and odd/even warnings, in words.
+        Harmonic, odd/even and sinusoid warnings, in words.
     better_period_days : float or None
         The harmonic (P/3, P/2, 2P or 3P) that explains the data better, if any.
     box_depth : float
@@ -156,6 +156,7 @@ class BoxFit:
 
     @property
     def snr(self) -> float:
+        """Depth over its uncertainty (see the module docstring)."""
         return float(self.depth / self.depth_err) if self.depth_err > 0 else 0.0
 
 
@@ -240,22 +241,30 @@ class TransitSearch:
         """The first mid-transit time of this ephemeris at or after the start of the data."""
         return float(t0_days + period_days * np.ceil((self.time_days.min() - t0_days) / period_days))
 
-    def odd_even(self, fit: BoxFit) -> tuple[float | None, bool]:
-        """(odd/even depth ratio or None, whether the two depths differ).
+    def vet(self, fit: BoxFit) -> tuple[float | None, list[str]]:
+        """The odd/even depth ratio (None if either half has no data) and warnings, in words.
 
-        They differ when the difference exceeds :data:`DEPTH_SIGMA` sigma and
-        :data:`ODD_EVEN_MIN_DIFFERENCE` of the deeper depth. The sigma counts red noise
-        (:meth:`red_noise_factor`): with few transits, spots alone make odd and even
-        depths differ by many white-noise sigma.
+        Odd and even depths differ when the difference exceeds :data:`DEPTH_SIGMA` sigma
+        and :data:`ODD_EVEN_MIN_DIFFERENCE` of the deeper depth; the sigma counts red
+        noise (:meth:`red_noise_factor`): with few transits, spots alone make them differ
+        by many white-noise sigma. A sinusoid at the period that fits better than the
+        box (astropy's ``harmonic_delta_log_likelihood`` > 0) points to spots or
+        pulsation rather than a transit.
         """
         stats = self.bls.compute_stats(fit.period_days, fit.duration_days, fit.t0_days)
         (d_odd, e_odd), (d_even, e_even) = stats["depth_odd"], stats["depth_even"]
         err = np.hypot(e_odd, e_even) * self.red_noise_factor(fit.duration_days)
+        ratio = float(d_odd / d_even) if np.isfinite(err) and d_even > 0 else None
+        flags = []
         deeper = max(d_odd, d_even)
-        differ = bool(np.isfinite(err) and deeper > 0 and abs(d_odd - d_even) > DEPTH_SIGMA * err
-                      and abs(d_odd - d_even) > ODD_EVEN_MIN_DIFFERENCE * deeper)
-        ratio = d_odd / d_even if np.isfinite(err) and d_even > 0 else None
-        return ratio, differ
+        if (np.isfinite(err) and deeper > 0 and abs(d_odd - d_even) > DEPTH_SIGMA * err
+                and abs(d_odd - d_even) > ODD_EVEN_MIN_DIFFERENCE * deeper):
+            shown = f"{ratio:.2f}" if ratio is not None else "inf"
+            flags.append(f"odd and even depths differ (ratio {shown}): 2P (an eclipsing binary?) may "
+                            "explain the data better")
+        if stats["harmonic_delta_log_likelihood"] > 0:
+            flags.append("a sinusoid at this period fits better than a transit: stellar variability?")
+        return ratio, flags
 
     def red_noise_factor(self, duration_days: float) -> float:
         """How much the scatter of ``duration_days`` means exceeds white noise (>= 1).
@@ -365,13 +374,11 @@ def refine_bin(
             notes.append("TLS found nothing in this bin; BLS values shown")
         else:
             fit = tls
-    ratio, odd_even_differ = search.odd_even(fit)
     harmonic = search.better_harmonic(fit)
     if harmonic is not None:
         notes.append(f"{harmonic[0]} = {harmonic[1]:.4f} d explains the data better")
-    if odd_even_differ:
-        notes.append(f"odd and even depths differ (ratio {ratio if ratio is not None else float('inf'):.2f}): "
-                     "2P (an eclipsing binary?) may explain the data better")
+    ratio, flags = search.vet(fit)
+    notes += flags
     return Candidate(
         period_days=fit.period_days,
         probability=float(probability),
