@@ -20,9 +20,11 @@ of the window's logits (one window: the model's prior cancels out).
   second view, against hard labels (soft label > 0.5).
 - **False-alarm rate**: on negative samples (stars without planets), the fraction with
   any bin above each probability threshold.
-- **After refinement** (``refine=True``): each sample with a planet goes through
-  :func:`exoperiod.predict.predict` (model, top-3 distinct bins, BLS refinement), and a
-  refined period counts when ``|p / P - 1| < 2 %``.
+- **After refinement** (``refine=True``): each sample with a planet, rebuilt as a light
+  curve from its window, goes through :func:`exoperiod.predict.predict` (model, top-3
+  distinct bins, BLS refinement, one planet); a refined period counts when
+  ``|p / P - 1| < 2 %``. ``predict`` cleans and detrends the already detrended window once
+  more, which changes little.
 """
 
 from __future__ import annotations
@@ -196,7 +198,6 @@ def tier_labels(values: Sequence[float], edges: Sequence[float], unit: str = "")
 class SamplePlanets:
     """What the metadata says about one sample's planets (periods in the grid only)."""
 
-    sample_id: str
     kind: str
     periods_days: list[float]
     snrs: list[float]
@@ -224,7 +225,7 @@ def split_planets(root: Path, config: Config, split: str) -> list[SamplePlanets]
             planets = [p for p in (json.loads(row.planets) if isinstance(row.planets, str) else [])
                        if grid.contains(p["period_days"])]
             out.append(SamplePlanets(
-                row.sample_id, kind, [float(p["period_days"]) for p in planets],
+                kind, [float(p["period_days"]) for p in planets],
                 [float(p["snr"]) if p.get("snr") is not None else math.nan for p in planets],
                 float(row.noise_ppm) if pd.notna(row.noise_ppm) else math.nan, float(row.window_start_days)))
     return out
