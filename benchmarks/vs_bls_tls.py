@@ -20,8 +20,9 @@ Methods, on the same light curve
 - **BLS**: astropy ``BoxLeastSquares`` on the detrended flux of
   :func:`exoperiod.preprocess.clean_and_detrend` (exoperiod's own detrending), with one
   error for every cadence (the MAD scatter), 20,000 log-spaced trial periods 1-40 d,
-  eight log-spaced durations 1-13 h, objective "likelihood" (with equal errors it ranks
-  boxes exactly as their depth SNR does, at half the cost of objective "snr").
+  eight log-spaced durations 1-13 h, objective "likelihood": with equal errors it is
+  SNR^2 / (2 (1 - q)), q the box's fraction of the period, so it ranks boxes as their
+  depth SNR does up to that small factor, at half the cost of objective "snr".
 - **TLS**: ``transitleastsquares`` on the same detrended flux and errors,
   ``period_min=1, period_max=40, use_threads=1``, its own period and duration grids,
   the installed package's default search backend unless ``--tls-backend`` says otherwise.
