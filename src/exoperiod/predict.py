@@ -45,13 +45,9 @@ import numpy as np
 from .grid import PeriodGrid
 from .model import PeriodModel, combine_window_logits
 from .preprocess import PreprocessError, Windows, to_windows
-from .readers import read_lightcurve
+from .readers import READABLE_SUFFIXES, read_lightcurve
 from .refine import HARMONICS, Candidate, TransitSearch, refine_bin
 
-#: File name endings :func:`exoperiod.readers.read_lightcurve` accepts; folders and globs
-#: are expanded to these.
-READABLE_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".csv", ".json", ".jsonl",
-                     ".ndjson", ".npz")
 #: A bin needs this probability to count as a planet in the multi-planet search.
 MIN_PROBABILITY = 0.5
 #: Bins this close (in bins) to a chosen one hold the same signal, not another planet.

@@ -461,6 +461,8 @@ _READERS: tuple[tuple[tuple[str, ...], Callable[[Path, str], _Raw]], ...] = (
     ((".json", ".jsonl", ".ndjson"), _read_json),
     ((".npz",), _read_npz),
 )
+#: File name endings :func:`read_lightcurve` accepts (lower case).
+READABLE_SUFFIXES: tuple[str, ...] = tuple(sfx for suffixes, _ in _READERS for sfx in suffixes)
 
 
 # ------------------------------------------------------------- common clean-up
@@ -551,7 +553,7 @@ def _normalise(
 
 def _identify(meta: dict[str, Any], path: Path) -> tuple[str | None, int | None]:
     """Mission and KIC/EPIC/TIC number from header-like keys, then from the file name."""
-    name_mission, name_id = _id_from_name(f"{path.name} {meta.get('NAME') or ''}")
+    name_mission, name_id = target_from_name(f"{path.name} {meta.get('NAME') or ''}")
     object_mission, object_id = _parse_object(meta.get("OBJECT"))
     mission = (
         _mission_name(meta.get("MISSION")) or _mission_name(meta.get("TELESCOP"))
@@ -570,7 +572,8 @@ def _identify(meta: dict[str, Any], path: Path) -> tuple[str | None, int | None]
     return mission, header_id or object_id or name_id
 
 
-def _id_from_name(text: str) -> tuple[str | None, int | None]:
+def target_from_name(text: str) -> tuple[str | None, int | None]:
+    """(mission, KIC/EPIC/TIC number) named in a file name such as ``kplr009002278-...``."""
     for pattern, mission in _NAME_IDS:
         match = pattern.search(text)
         if match:

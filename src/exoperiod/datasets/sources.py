@@ -14,9 +14,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..catalog import CatalogStar
-from ..readers import LightCurveReadError, _id_from_name, read_lightcurve
+from ..readers import READABLE_SUFFIXES, LightCurveReadError, read_lightcurve, target_from_name
 
-LIGHTCURVE_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".csv", ".json", ".jsonl", ".ndjson", ".npz")
 
 
 def _stem(path: Path) -> str:
@@ -24,7 +23,7 @@ def _stem(path: Path) -> str:
 
 
 def _light_curve_files(root: Path) -> list[Path]:
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(LIGHTCURVE_SUFFIXES))
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(READABLE_SUFFIXES))
     # A compact .npz copy beside its original holds one flux only: the original, which
     # honours flux_column, wins.
     originals = {(p.parent, _stem(p)) for p in files if not p.name.lower().endswith(".npz")}
@@ -33,7 +32,7 @@ def _light_curve_files(root: Path) -> list[Path]:
 
 def _identify(path: Path) -> tuple[str, int] | None:
     # The readers' own file-name parser, so a file is matched to the star it reads as.
-    mission, target_id = _id_from_name(path.name)
+    mission, target_id = target_from_name(path.name)
     if target_id is None:
         try:
             meta = read_lightcurve(path).meta
