@@ -44,7 +44,10 @@ def _expected_flux_origin(rel: str, row: dict[str, str]) -> str:
     if rel.endswith((".npz", ".json")):
         return "flux"
     if rel.endswith(".csv"):
-        return "n_flux"  # Boyajian's star: header "Time,n_flux"
+        # Boyajian's star: header "Time,n_flux"; the TLS test file has no header.
+        return "flux" if "EPIC" in rel else "n_flux"
+    if rel.endswith(".dat"):
+        return "corrflux"  # DAVE: Dates Flux Corrflux Xpos Ypos
     if row["flux_type"] == "PDCSAP":
         return "pdcsap_flux"
     if "K2SFF" in row["flux_type"]:
@@ -94,8 +97,8 @@ def test_every_manifest_file_loads(shared_data: Path, rel: str, row: dict[str, s
 
     segment = row["quarter_or_sector"]
     found = {key: lc.meta[key] for key in SEGMENT_KEY.values() if key in lc.meta}
-    if "stitched" in segment or rel.endswith(".json"):
-        # Stitched files span many quarters; the JSON export does not say its quarter.
+    if "stitched" in segment or rel.endswith((".json", ".csv")):
+        # Stitched files span many quarters; JSON and CSV exports do not say their segment.
         assert found == {}
     else:
         assert found == {SEGMENT_KEY[segment[0]]: int(segment[1:])}
@@ -379,3 +382,27 @@ def test_bad_file_raises_one_line_error(
     assert message.startswith(f"{path}: ")
     assert problem in message
     assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_headerless_csv_and_whitespace_dat_tables(tmp_path):
+    # Made here so the ASCII readers are tested without ../shared/data.
+    time = 2144.0 + np.arange(50) * SYNTHETIC_CADENCE_DAYS
+    flux = 1.0 + 1e-3 * np.sin(time)
+    headerless = tmp_path / "EPIC206154641.csv"
+    np.savetxt(headerless, np.column_stack([time, flux]), delimiter=",")
+    lc = read_lightcurve(headerless)
+    assert lc.meta["FLUX_ORIGIN"] == "flux" and lc.meta["TARGETID"] == 206154641
+    np.testing.assert_allclose(lc.time.value, time)
+    np.testing.assert_allclose(lc.flux.value, flux / np.median(flux))
+
+    dat = tmp_path / "ktwo210497173-c04_detrended.dat"
+    rows = np.column_stack([time, 4.5e4 * flux, flux, np.zeros_like(time), np.ones_like(time)])
+    np.savetxt(dat, rows, header="Dates Flux Corrflux Xpos Ypos", comments="")
+    assert read_lightcurve(dat).meta["FLUX_ORIGIN"] == "corrflux"
+    assert read_lightcurve(dat, flux_column="sap").meta["FLUX_ORIGIN"] == "flux"
+    assert read_lightcurve(dat).meta["CAMPAIGN"] == 4
+
+    four = tmp_path / "four.csv"
+    np.savetxt(four, rows[:, :4], delimiter=",")
+    with pytest.raises(LightCurveReadError, match="without a header has 4 columns"):
+        read_lightcurve(four)

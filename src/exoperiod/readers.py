@@ -2,8 +2,9 @@
 
 Supported: SPOC light-curve FITS (Kepler and K2 long and short cadence, TESS), the
 K2SFF and K2SC high-level science products, FITS written by lightkurve's ``to_fits``
-(stitched light curves too), CSV, JSON (one object holding arrays, or JSON lines with
-one cadence per line) and ``.npz``.
+(stitched light curves too), CSV and whitespace-separated ``.dat`` tables (with
+a header line, or two or three numeric columns without one), JSON (one object holding
+arrays, or JSON lines with one cadence per line) and ``.npz``.
 
 Every format reader ends in :func:`_finish`, so all light curves come out alike: the
 quality bitmask applied, flux divided by its median, time in the mission's own days
@@ -69,7 +70,7 @@ _NAME_SEGMENTS = (
 _OBJECT_ID = re.compile(r"\s*(KIC|EPIC|TIC)?[\s_-]*(\d+)\s*", re.I)
 _SEGMENT_VALUE = re.compile(r"\s*[A-Za-z]{0,2}\s*(\d+)\s*")
 
-_TIME_NAMES = ("time", "t", "bjd", "bkjd", "btjd")
+_TIME_NAMES = ("time", "t", "bjd", "bkjd", "btjd", "dates")
 _QUALITY_NAMES = ("quality", "sap_quality")
 _NPZ_ARRAYS = ("time", "flux", "flux_err", "quality", "arr_0")
 
@@ -175,7 +176,7 @@ def _reader_for(path: Path) -> Callable[[Path, str], _Raw]:
             return reader
     raise _BadFile(
         f"unknown file extension {''.join(path.suffixes[-2:])!r} "
-        "(expected .fits, .fits.gz, .csv, .json, .jsonl or .npz)"
+        "(expected .fits, .fits.gz, .csv, .dat, .json, .jsonl or .npz)"
     )
 
 
@@ -315,14 +316,58 @@ def _from_lightkurve(lc: lk.LightCurve, flux_origin: str) -> _Raw:
 
 
 def _read_csv(path: Path, flux_column: str) -> _Raw:
+    return _read_table(path, flux_column, sep=",")
+
+
+def _read_ascii(path: Path, flux_column: str) -> _Raw:
+    """Whitespace-separated columns, e.g. DAVE's K2 ``*_detrended.dat``
+    (``Dates Flux Corrflux Xpos Ypos``)."""
+    return _read_table(path, flux_column, sep=r"\s+")
+
+
+#: Column names given to a table without a header line, by its number of columns.
+_HEADERLESS_COLUMNS = {2: ("time", "flux"), 3: ("time", "flux", "flux_err")}
+
+
+def _read_table(path: Path, flux_column: str, sep: str) -> _Raw:
+    """A text table with a header line, or without one (two or three numeric columns:
+    time, flux[, flux_err], as in the transitleastsquares test files)."""
     try:
-        table = pd.read_csv(path, comment="#", skipinitialspace=True)
+        first = _first_data_line(path)
+        headerless = _is_numeric_row(first, sep)
+        table = pd.read_csv(path, comment="#", skipinitialspace=True, sep=sep,
+                            header=None if headerless else "infer")
     except pd.errors.EmptyDataError:
-        raise _BadFile("empty CSV file (no header line)") from None
+        raise _BadFile("empty table (no header line)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise _BadFile(f"not a readable CSV table ({_one_line(exc)})") from None
+        raise _BadFile(f"not a readable text table ({_one_line(exc)})") from None
+    if headerless:
+        names = _HEADERLESS_COLUMNS.get(table.shape[1])
+        if names is None:
+            raise _BadFile(
+                f"table without a header has {table.shape[1]} columns; "
+                "expected 2 (time, flux) or 3 (time, flux, flux_err)"
+            )
+        table.columns = list(names)
     columns = {str(name).strip().lower(): table[name] for name in table.columns}
     return _from_columns(columns, flux_column, meta={})
+
+
+def _first_data_line(path: Path) -> str:
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip() and not line.lstrip().startswith("#"):
+                return line
+    return ""
+
+
+def _is_numeric_row(line: str, sep: str) -> bool:
+    cells = [cell for cell in re.split(sep, line.strip()) if cell.strip()]
+    try:
+        [float(cell) for cell in cells]
+    except ValueError:
+        return False
+    return bool(cells)
 
 
 def _read_json(path: Path, flux_column: str) -> _Raw:
@@ -378,7 +423,9 @@ def _from_columns(columns: dict[str, Any], flux_column: str, meta: dict[str, Any
     time_name = next((name for name in _TIME_NAMES if name in columns), None)
     if time_name is None:
         raise _BadFile(f"no time column (need 'time'; found {found})")
-    flux_names = (f"{flux_column}_flux", "flux", "pdcsap_flux", "sap_flux", "n_flux", "fcor")
+    # A systematics-corrected column (DAVE's ``corrflux``) is the PDCSAP of its product.
+    corrected = ("corrflux",) if flux_column == "pdcsap" else ()
+    flux_names = (f"{flux_column}_flux", *corrected, "flux", "pdcsap_flux", "sap_flux", "n_flux", "fcor", "corrflux")
     flux_name = next((name for name in flux_names if name in columns), None)
     if flux_name is None:
         raise _BadFile(f"no flux column (need 'flux'; found {found})")
@@ -458,6 +505,7 @@ def _read_npz(path: Path, flux_column: str) -> _Raw:
 _READERS: tuple[tuple[tuple[str, ...], Callable[[Path, str], _Raw]], ...] = (
     ((".fits", ".fit", ".fts", ".fits.gz", ".fit.gz"), _read_fits),
     ((".csv",), _read_csv),
+    ((".dat",), _read_ascii),
     ((".json", ".jsonl", ".ndjson"), _read_json),
     ((".npz",), _read_npz),
 )
