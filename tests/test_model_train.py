@@ -80,12 +80,13 @@ def test_truncated_or_foreign_model_files_fail_clearly(tmp_path, untrained_model
 
 
 def test_predict_proba_shapes(untrained_model):
+    # The coherent search takes a series of any length: a window, or 500 cells (10 days).
     n = untrained_model.config.lightcurve_length
     bins = untrained_model.grid.bins
-    assert untrained_model.predict_proba(np.zeros(n)).shape == (bins,)
-    assert untrained_model.predict_proba(np.zeros((3, n))).shape == (3, bins)
-    with pytest.raises(ValueError, match="cells"):
-        untrained_model.predict_proba(np.zeros(100))
+    noise = np.random.default_rng(0).standard_normal((3, n))
+    assert untrained_model.predict_proba(noise[0]).shape == (bins,)
+    assert untrained_model.predict_proba(noise).shape == (3, bins)
+    assert untrained_model.predict_proba(noise[0, :500]).shape == (bins,)
 
 
 def test_shipped_model_finds_an_injected_transit_in_a_real_quarter(shipped_model, shared_data):

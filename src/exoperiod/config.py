@@ -49,8 +49,17 @@ class PeriodDistribution(_Strict):
         return self
 
 
+class DurationDistribution(PeriodDistribution):
+    """The transit-duration grid, hours (the seed repository's ``duration`` key)."""
+
+    min: float = Field(1.0, gt=0, description="Shortest duration of the grid, hours.")
+    max: float = Field(20.0, gt=0, description="Longest duration of the grid, hours.")
+    bins: int = Field(100, ge=2, description="Number of duration bins.")
+
+
 class DistributionParams(_Strict):
     period: PeriodDistribution = PeriodDistribution()
+    duration: DurationDistribution = DurationDistribution()
 
 
 class SyntheticPriors(_Strict):
@@ -109,6 +118,7 @@ class Config(_Strict):
     positive: str = "positive"
     negative: str = "negative"
     synthetic: str = "synthetic"
+    curves: str = Field("curves", description="Folder of whole light curves of any length (exoperiod.curves).")
     synthetic_priors: SyntheticPriors = SyntheticPriors()
 
     @model_validator(mode="after")
@@ -131,6 +141,13 @@ class Config(_Strict):
 
         p = self.distribution_params.period
         return PeriodGrid(p.min, p.max, p.bins, p.spacing)
+
+    def duration_grid(self):
+        """The transit-duration grid (hours, in a :class:`~exoperiod.grid.PeriodGrid`)."""
+        from .grid import PeriodGrid
+
+        d = self.distribution_params.duration
+        return PeriodGrid(d.min, d.max, d.bins, d.spacing)
 
     def dataset_dir(self, kind: Literal["positive", "negative", "synthetic"]) -> Path:
         return Path(self.output_root) / getattr(self, kind)

@@ -2,8 +2,10 @@
 
 What is measured
 ----------------
-Every dataset sample is one model window, so its per-bin probabilities are the sigmoid
-of the window's logits (one window: the model's prior cancels out).
+Every dataset sample (a fixed window of ``build-dataset`` or a whole light curve of the
+``curves`` dataset) is searched as one series; its per-bin probabilities are the sigmoid
+of the model's calibrated logits. The fold features are cached beside the samples
+(:func:`exoperiod.train.sample_features`).
 
 - **Top-1 / top-3 recovery**, over samples with a planet in the grid: a true planet's bin
   is the most probable bin / among the three most probable bins (neighbouring bins
@@ -21,7 +23,7 @@ of the window's logits (one window: the model's prior cancels out).
 - **False-alarm rate**: on negative samples (stars without planets), the fraction with
   any bin above each probability threshold.
 - **After refinement** (``refine=True``): each sample with a planet, rebuilt as a light
-  curve from its window, goes through :func:`exoperiod.predict.predict` (model, top-3
+  curve from its series, goes through :func:`exoperiod.predict.predict` (model, top-3
   distinct bins, BLS refinement, one planet); a refined period counts when
   ``|p / P - 1| < 2 %``. ``predict`` cleans and detrends the already detrended window once
   more, which changes little.
@@ -227,7 +229,8 @@ def split_planets(root: Path, config: Config, split: str) -> list[SamplePlanets]
             out.append(SamplePlanets(
                 kind, [float(p["period_days"]) for p in planets],
                 [float(p["snr"]) if p.get("snr") is not None else math.nan for p in planets],
-                float(row.noise_ppm) if pd.notna(row.noise_ppm) else math.nan, float(row.window_start_days)))
+                float(row.noise_ppm) if pd.notna(row.noise_ppm) else math.nan,
+                float(getattr(row, "window_start_days", 0.0))))
     return out
 
 
@@ -318,10 +321,26 @@ def _logits(model: PeriodModel, data: Split, progress: ProgressCallback | None) 
     out = []
     for start in range(0, len(data), BATCH_SIZE):
         stop = min(start + BATCH_SIZE, len(data))
-        out.append(model.window_logits(data.flux[start:stop], data.mask[start:stop]))
+        out.append(model.score_features(data.features[start:stop])[0])
         if progress:
             progress("model", stop, len(data))
     return np.concatenate(out) if out else np.zeros((0, model.grid.bins))
+
+
+def _search_cpu_ms(model: PeriodModel, data: Split, n: int = 20) -> float:
+    """CPU ms of the search and the scorer per sample, on the first ``n`` samples (the
+    features of the evaluation itself come from the cache)."""
+    start = time.process_time()
+    for path in data.paths[:n]:
+        with np.load(path, allow_pickle=False) as z:
+            model.score_series(z["arr_0"], z["mask"].astype(bool))
+    return 1000.0 * (time.process_time() - start) / max(min(n, len(data)), 1)
+
+
+def _series(path: Path) -> tuple[np.ndarray, np.ndarray, float | None]:
+    with np.load(path, allow_pickle=False) as z:
+        start = float(z["start_time_days"]) if "start_time_days" in z.files else None
+        return z["arr_0"], z["mask"].astype(bool), start
 
 
 def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlanets],
@@ -333,7 +352,9 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
     start = time.process_time()
     for done, i in enumerate(todo, start=1):
         s = planets[i]
-        lc = window_lightcurve(data.flux[i], data.mask[i], s.window_start_days, model.config, s.noise_ppm)
+        flux, mask, start_days = _series(data.paths[i])
+        lc = window_lightcurve(flux, mask, s.window_start_days if start_days is None else start_days,
+                               model.config, s.noise_ppm)
         try:
             found = predict(lc, model, top_k=3, max_planets=1).periods
         except ValueError:  # PreprocessError: a window too sparse once re-cleaned
@@ -390,13 +411,13 @@ def evaluate_model(
     ValueError
         The config does not match the model, or the split has no samples.
     """
-    if config.grid() != model.grid or config.lightcurve_length != model.config.lightcurve_length:
-        raise ValueError(f"the data's grid/window ({config.grid().to_dict()}, {config.lightcurve_length} cells) "
-                         f"differ from the model's ({model.grid.to_dict()}, {model.config.lightcurve_length})")
+    if config.grid() != model.grid or config.cadence_minutes != model.config.cadence_minutes:
+        raise ValueError(f"the data's grid/cadence ({config.grid().to_dict()}, {config.cadence_minutes} min) "
+                         f"differ from the model's ({model.grid.to_dict()}, {model.config.cadence_minutes} min)")
     root = Path(data_root)
     if progress:
         progress("load", 0, 1)
-    data, planets = load_split(root, config, split), split_planets(root, config, split)
+    data, planets = load_split(root, config, split, model), split_planets(root, config, split)
     if not len(data):
         raise ValueError(f"{root}: no samples in split {split!r}")
     if [s.kind for s in planets] != list(data.kind):
@@ -404,9 +425,8 @@ def evaluate_model(
     if progress:
         progress("load", 1, 1)
 
-    cpu = time.process_time()
     logits = _logits(model, data, progress)
-    cpu_ms = 1000.0 * (time.process_time() - cpu) / len(data)
+    cpu_ms = _search_cpu_ms(model, data)
     probabilities = expit(logits)
     grid = model.grid
     has_planet = np.array([bool(b) for b in data.true_bins])
@@ -560,7 +580,7 @@ def _markdown(result: EvaluationResult) -> str:
     parts = [
         f"# exoperiod evaluation: split `{r.split}` of `{r.data_root}`",
         (f"Model: {r.model}. Samples: {r.n_samples} ({r.n_with_planet} with a planet in the "
-        f"grid, {r.n_negative} negatives). Model CPU time: {r.cpu_ms_per_window:.1f} ms per window."),
+        f"grid, {r.n_negative} negatives). Search and scorer CPU time: {r.cpu_ms_per_window:.1f} ms per sample."),
         *[f"> {note}" for note in r.notes],
         "## Period recovery",
         ("A planet is recovered when its period bin is the most probable bin (top-1) or among the "

@@ -1,14 +1,21 @@
-"""The period model: a box-fold periodogram read by a small learned scorer.
+"""The period model: the coherent box search read by a small learned scorer.
 
-``PeriodNet`` folds each window at ~3,000 trial periods (:mod:`exoperiod.fold`), keeps the
-best box SNR per period bin, and a 1-D convolutional scorer over the log-period axis turns
-that, with the values at P/3, P/2, 2P and 3P, into one logit per bin. The scorer is what
-learns to tell a planet from noise, red-noise bumps and harmonics.
+The search (:mod:`exoperiod.coherent`) folds the whole light curve at every trial period
+its baseline needs and keeps the best box SNR per trial. :func:`fold_features` reduces
+that to a few numbers per period bin: the bin's best SNR, its contrast to the
+periodogram's median and maximum, the values at P/3, P/2, 2P and 3P, how many transits
+the light curve can hold at that period, how long the light curve is, and the best box's
+width. A 1-D convolutional scorer over the log-period axis turns them into one logit per
+bin (is there a planet in this bin?) and, per bin, a distribution over transit durations.
+The scorer is what learns the false-alarm level for the number of trials, red-noise bumps
+and harmonics; the fold has no parameters, so its features are computed once per
+training sample and cached.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +23,75 @@ import numpy as np
 import torch
 from torch import nn
 
+from .coherent import CoherentFold, FoldResult, typical_duration_days
 from .config import Config, config_from_dict
-from .fold import FoldPeriodogram
 from .grid import PeriodGrid
 from .paths import PACKAGE_DATA
 
-MODEL_FORMAT = "exoperiod-model/1"
+MODEL_FORMAT = "exoperiod-model/2"
 DEFAULT_MODEL_PATH = PACKAGE_DATA / "default_model.pt"
 HARMONICS = (1 / 3, 1 / 2, 2.0, 3.0)
+#: SNRs enter the scorer as asinh(snr / FEATURE_SNR_SCALE): linear around the detection
+#: threshold (SNR ~ 7), logarithmic beyond, so that a hot Jupiter at SNR 3000 is a
+#: large but finite input and the probability keeps growing with the signal.
+FEATURE_SNR_SCALE = 4.0
+FEATURE_NAMES = ("peak", "peak_minus_median", "peak_minus_top", "at_P/3", "at_P/2", "at_2P", "at_3P",
+                 "log_transits", "log_valid_quarters", "log_box_over_typical")
 
 
 class ModelLoadError(ValueError):
     """A model file that cannot be used; the message is one line."""
+
+
+@dataclass(frozen=True)
+class BinFold:
+    """The best fine trial of every period bin, from one fold.
+
+    Attributes
+    ----------
+    snr : ndarray
+        Best box SNR in the bin (0 where the bin has no trial).
+    period_days, epoch_days, duration_days : ndarray
+        Period, box centre (days after the series' first cell) and box width of that trial.
+    """
+
+    snr: np.ndarray
+    period_days: np.ndarray
+    epoch_days: np.ndarray
+    duration_days: np.ndarray
+
+
+def best_per_bin(fold: FoldResult, grid: PeriodGrid) -> BinFold:
+    """Reduce the fine trials to the best one of each period bin."""
+    b = grid.index(fold.periods_days)
+    inside = b >= 0
+    b, snr = b[inside], fold.snr[inside]
+    order = np.lexsort((snr, b))  # by bin, then SNR: the last of each bin is its best
+    last = np.flatnonzero(np.append(np.diff(b[order]) != 0, True))
+    pick = np.flatnonzero(inside)[order[last]]
+    out = {name: np.zeros(grid.bins) for name in ("snr", "period_days", "epoch_days", "duration_days")}
+    out["period_days"][:] = grid.centers_days
+    out["duration_days"][:] = typical_duration_days(grid.centers_days)
+    bins = b[order[last]]
+    out["snr"][bins] = fold.snr[pick]
+    out["period_days"][bins] = fold.periods_days[pick]
+    out["epoch_days"][bins] = fold.epoch_days[pick]
+    out["duration_days"][bins] = fold.duration_days[pick]
+    return BinFold(**out)
+
+
+def fold_features(best: BinFold, grid: PeriodGrid, valid_days: float) -> np.ndarray:
+    """Per-bin scorer inputs, shape (len(FEATURE_NAMES), bins), float32."""
+    peak = best.snr
+    a = lambda x: np.arcsinh(x / FEATURE_SNR_SCALE)  # noqa: E731 - one transform for every SNR feature
+    harmonic = [np.where(idx >= 0, peak[np.maximum(idx, 0)], 0.0)
+                for idx in (grid.index(grid.centers_days * h) for h in HARMONICS)]
+    centres = grid.centers_days
+    transits = np.log(np.maximum(valid_days / centres, 0.5))
+    quarters = np.full(grid.bins, np.log(max(valid_days, 1.0) / 90.0))
+    box = np.log(best.duration_days / typical_duration_days(best.period_days))
+    rows = [a(peak), a(peak - np.median(peak)), a(peak - peak.max()), *map(a, harmonic), transits, quarters, box]
+    return np.stack(rows).astype(np.float32)
 
 
 class _Block(nn.Module):
@@ -42,88 +106,69 @@ class _Block(nn.Module):
 
 
 class PeriodNet(nn.Module):
-    """Windows (flux, mask) of shape (batch, length) to per-bin logits (batch, bins)."""
+    """Fold features (batch, features, bins) to period logits (batch, bins) and
+    duration logits (batch, duration_bins, bins).
 
-    n_features = 3 + len(HARMONICS)
+    ``position`` is a learned per-bin offset: the false-alarm level differs along the
+    period axis (many more trials per bin at short periods). Dilations 1, 2, 4, 8 give a
+    receptive field of ~30 bins (a factor ~3 in period: harmonics and red-noise bumps are
+    seen whole); the last block of dilation 1 sharpens the peak.
+    """
 
-    def __init__(self, grid: PeriodGrid, length: int, cadence_days: float, channels: int = 32) -> None:
+    def __init__(self, bins: int, duration_bins: int, channels: int = 32) -> None:
         super().__init__()
-        self.grid = grid
-        self.fold = FoldPeriodogram(grid, length, cadence_days)
-        self.register_buffer("trial_bin", torch.as_tensor(self.fold.trial_bin), persistent=False)
-        centres = grid.centers_days
-        harmonic_bins = [grid.index(centres * h) for h in HARMONICS]
-        self.register_buffer("harmonic_bin", torch.as_tensor(np.stack(harmonic_bins)), persistent=False)
-        self.position = nn.Parameter(torch.zeros(channels, grid.bins))
-        self.inp = nn.Conv1d(self.n_features, channels, 1)
+        self.position = nn.Parameter(torch.zeros(channels, bins))
+        self.inp = nn.Conv1d(len(FEATURE_NAMES), channels, 1)
         self.blocks = nn.Sequential(*[_Block(channels, d) for d in (1, 2, 4, 8, 1)])
         self.head = nn.Conv1d(channels, 1, 1)
+        self.duration_head = nn.Conv1d(channels, duration_bins, 1)
 
-    @torch.no_grad()
-    def features(self, flux: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-bin periodogram features, shape (batch, n_features, bins)."""
-        snr = self.fold(flux, mask)
-        batch = snr.shape[0]
-        peak = torch.full((batch, self.grid.bins), -math.inf).scatter_reduce(
-            1, self.trial_bin.expand(batch, -1), snr, reduce="amax"
-        )
-        # A bin without a trial (very fine grids) borrows nothing: it reads as no signal.
-        peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
-        top = peak.amax(1, keepdim=True)
-        median = peak.median(1, keepdim=True).values
-        harm = [torch.where(idx >= 0, peak[:, idx.clamp(min=0)], torch.zeros_like(peak))
-                for idx in self.harmonic_bin]
-        return torch.stack([peak, peak - median, peak - top, *harm], dim=1)
-
-    def score(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits from :meth:`features`, shape (batch, bins)."""
-        x = self.inp(features / 10.0) + self.position
-        return self.head(self.blocks(x)).squeeze(1)
-
-    def forward(self, flux: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.score(self.features(flux, mask))
-
-
-def combine_window_logits(logits: np.ndarray, prior_logit: np.ndarray) -> np.ndarray:
-    """Evidence of several windows of one star as one logit vector.
-
-    Each window's logit is the prior log-odds plus that window's evidence. The windows'
-    evidence is summed and divided by the square root of their number:
-    ``prior + sum(logit_w - prior) / sqrt(n)``. A planet seen in every window gains
-    ``sqrt(n)`` times one window's evidence, so a 4-year light curve gives a sharper
-    answer than one quarter, while noise, which is independent from window to window,
-    keeps one window's spread. Plain summing (naive Bayes) would treat the windows as
-    independent witnesses, which they are not (same star, same systematics), and drives
-    every harmonic of a clear planet to probability 1.
-    """
-    logits = np.atleast_2d(logits)
-    return prior_logit + (logits - prior_logit).sum(0) / np.sqrt(len(logits))
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.blocks(self.inp(features) + self.position)
+        return self.head(x).squeeze(1), self.duration_head(x)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What the model says about one light curve."""
+
+    logits: np.ndarray
+    duration_proba: np.ndarray  # (duration_bins, bins): duration distribution given each period bin
+    best: BinFold
+    features: np.ndarray
+
+
 class PeriodModel:
     """A trained :class:`PeriodNet` with the configuration it was trained for.
 
-    Use :meth:`load` to read a model file (the packaged default when no path is given)
-    and :meth:`predict_proba` to get per-bin probabilities.
+    Use :meth:`load` to read a model file (the packaged default when no path is given),
+    :meth:`predict_proba` for per-bin probabilities and :meth:`score_series` for
+    everything the search and the scorer know about a light curve.
     """
 
     def __init__(self, config: Config, net: PeriodNet | None = None, card: dict | None = None,
-                 prior_logit: np.ndarray | None = None) -> None:
+                 temperature: float = 1.0) -> None:
         self.config = config
         self.grid = config.grid()
-        self.net = net or PeriodNet(self.grid, config.lightcurve_length, config.cadence_minutes / 1440.0)
+        self.duration_grid = config.duration_grid()
+        self.net = net or PeriodNet(self.grid.bins, self.duration_grid.bins)
         self.net.eval()
         self.card = card or {}
-        self.prior_logit = (np.zeros(self.grid.bins) if prior_logit is None
-                            else np.asarray(prior_logit, dtype=float))
+        self.temperature = float(temperature)
+        self.fold = CoherentFold(self.grid, config.cadence_minutes / 1440.0)
 
     # -- files -----------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """Write the model file atomically (state_dict, config, grid and model card)."""
+        """Write the model file atomically (state_dict, config, grid, temperature, card)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
@@ -131,7 +176,7 @@ class PeriodModel:
             "state_dict": self.net.state_dict(),
             "config": self.config.model_dump(mode="json", exclude={"username", "key"}),
             "grid": self.grid.to_dict(),
-            "prior_logit": torch.as_tensor(self.prior_logit),
+            "temperature": torch.tensor(self.temperature),
             "card": self.card,
         }
         tmp = path.with_name(path.name + ".tmp")
@@ -165,7 +210,10 @@ class PeriodModel:
         config = config_from_dict(payload["config"], str(path))
         if grid is not None and config.grid() != grid:
             raise ModelLoadError(f"{path}: trained on grid {config.grid().to_dict()}, not {grid.to_dict()}")
-        model = cls(config, card=payload.get("card", {}), prior_logit=payload["prior_logit"].numpy())
+        temperature = float(payload.get("temperature", torch.tensor(1.0)))
+        if not math.isfinite(temperature) or temperature <= 0:
+            raise ModelLoadError(f"{path}: temperature {temperature} is not a positive number")
+        model = cls(config, card=payload.get("card", {}), temperature=temperature)
         try:
             model.net.load_state_dict(payload["state_dict"])
         except (RuntimeError, KeyError) as err:
@@ -174,40 +222,49 @@ class PeriodModel:
         return model
 
     # -- inference ---------------------------------------------------------------
+    def search(self, flux: np.ndarray, mask: np.ndarray) -> tuple[BinFold, np.ndarray]:
+        """Coherent search of one uniform series: the best trial per bin and the features."""
+        best = best_per_bin(self.fold(flux, mask), self.grid)
+        valid_days = float(np.count_nonzero(mask)) * self.config.cadence_minutes / 1440.0
+        return best, fold_features(best, self.grid, valid_days)
+
     @torch.no_grad()
-    def window_logits(self, flux: np.ndarray, mask: np.ndarray | None = None, batch_size: int = 256) -> np.ndarray:
-        """Logits for windows of shape (n, length) (or one window of shape (length,))."""
-        flux = np.atleast_2d(np.asarray(flux, dtype=np.float32))
-        if flux.shape[1] != self.config.lightcurve_length:
-            raise ValueError(f"windows have {flux.shape[1]} cells; this model takes {self.config.lightcurve_length}")
-        mask = np.isfinite(flux) if mask is None else np.atleast_2d(np.asarray(mask, dtype=bool))
-        flux = np.where(mask, flux, 0.0).astype(np.float32)
-        out = [self.net(torch.from_numpy(flux[i:i + batch_size]), torch.from_numpy(mask[i:i + batch_size])).numpy()
-               for i in range(0, len(flux), batch_size)]
-        return np.concatenate(out).astype(float)
+    def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated logits (n, bins) and duration probabilities (n, duration_bins, bins)."""
+        logits, duration = self.net(torch.from_numpy(np.asarray(features, dtype=np.float32)))
+        return logits.numpy().astype(float) / self.temperature, _softmax(duration.numpy().astype(float), axis=1)
+
+    def score_series(self, flux: np.ndarray, mask: np.ndarray) -> Scored:
+        """Search and score one uniform series (unit-noise flux, valid-cell mask)."""
+        best, features = self.search(flux, mask)
+        logits, duration = self.score_features(features[None])
+        return Scored(logits=logits[0], duration_proba=duration[0], best=best, features=features)
 
     def predict_proba(self, data, mask: np.ndarray | None = None) -> np.ndarray:
         """Per-bin probabilities of a transiting planet.
 
         Parameters
         ----------
-        data : lightkurve.LightCurve, Windows, or ndarray
-            A light curve (preprocessed here; several windows are combined into one
-            answer), preprocessed :class:`~exoperiod.preprocess.Windows`, one flux window
-            of shape (length,), or a batch of shape (n, length).
+        data : lightkurve.LightCurve, Series, or ndarray
+            A light curve of any length (preprocessed here and searched as a whole),
+            a preprocessed :class:`~exoperiod.preprocess.Series`, one uniform flux
+            series of shape (n,) in units of its noise, or a batch of fixed-length
+            windows of shape (k, n) (e.g. the dataset's ``arr_0``), each scored alone.
         mask : ndarray of bool, optional
             Valid cells of array input; default: finite cells.
 
         Returns
         -------
         ndarray
-            Shape (bins,) for a light curve, Windows or a single window; (n, bins) for a batch.
+            Shape (bins,) for a light curve, a Series or one series; (k, bins) for a batch.
         """
-        from .preprocess import Windows, to_windows
+        from .preprocess import Series, to_series
 
         if isinstance(data, np.ndarray):
-            logits = self.window_logits(data, mask)
-            return _sigmoid(logits[0] if data.ndim == 1 else logits)
-        windows = data if isinstance(data, Windows) else to_windows(data, self.config)
-        logits = self.window_logits(windows.flux, windows.mask)
-        return _sigmoid(combine_window_logits(logits, self.prior_logit))
+            flux = np.atleast_2d(np.asarray(data, dtype=np.float32))
+            mask = np.isfinite(flux) if mask is None else np.atleast_2d(np.asarray(mask, dtype=bool))
+            flux = np.where(mask, flux, 0.0)
+            proba = np.stack([_sigmoid(self.score_series(f, m).logits) for f, m in zip(flux, mask)])
+            return proba[0] if data.ndim == 1 else proba
+        series = data if isinstance(data, Series) else to_series(data, self.config)
+        return _sigmoid(self.score_series(series.flux, series.mask).logits)

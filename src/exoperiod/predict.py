@@ -1,27 +1,26 @@
 """Predict planet periods for light-curve files: the model, refined by BLS, as JSON.
 
-How the evidence of a long light curve is combined
---------------------------------------------------
-A light curve longer than one model window (a Kepler Q1-Q17 curve is 18 windows of
-4096 long cadences) is cut into windows; each window gives per-bin logits, and their
-evidence is summed as log-odds relative to the model's prior
-(:func:`exoperiod.model.combine_window_logits`), so every further window with a transit
-sharpens the answer.
+How a light curve is searched
+-----------------------------
+The whole light curve, whatever its length (a 10-day fragment, a TESS sector, 17 Kepler
+quarters), is put on one uniform grid (:func:`exoperiod.preprocess.to_series`) and
+searched coherently at every trial period its baseline needs
+(:mod:`exoperiod.coherent`); the scorer turns the best box of each period bin into a
+probability (:class:`exoperiod.model.PeriodModel`).
 
 How planets are searched
 ------------------------
-1. The ``top_k`` most probable bins of the whole light curve (ranked by log-odds) are
-   refined one by one with a BLS restricted to the bin (:mod:`exoperiod.refine`). They
-   are distinct signals: a bin next to a chosen one is skipped (the same peak), and so
-   are the bins at P/3, P/2, 2P and 3P of a refined period P that explains the data
-   better than those harmonics (aliases of it); a refined period that turns out to
-   repeat an earlier one (a ratio of 1/5 .. 5 with coinciding transits: neighbouring
-   bins share signal, and the model also fires at 4P, 5P) is dropped and the next bin
-   tried.
+1. The ``top_k`` most probable bins (ranked by log-odds) are refined one by one: a BLS
+   around the bin's best fold trial (:func:`exoperiod.refine.refine_bin`) gives the
+   period, t0, duration, depth and SNR. They are distinct signals: a bin next to a
+   chosen one is skipped (the same peak), and so are the bins at P/3, P/2, 2P and 3P of
+   a refined period P that explains the data better than those harmonics (aliases of
+   it); a refined period that turns out to repeat an earlier one (a ratio of 1/5 .. 5
+   with coinciding transits) is dropped and the next bin tried.
 2. The most probable of them is planet 1. If its probability is at least
-   ``min_probability``, its transits (1.5 x the box duration) are removed from the light
-   curve, which is preprocessed and scored again; the best bin not next to a planet's
-   bin becomes the next planet if it reaches ``min_probability``. This repeats until
+   ``min_probability``, its transits (1.5 x the box duration) are masked in the series,
+   which is searched and scored again; the best bin not next to a planet's bin becomes
+   the next planet if it reaches ``min_probability``. This repeats until
    ``max_planets`` are found or nothing reaches the threshold.
 3. ``candidates`` lists the planets in the order found, then the remaining top-k bins of
    step 1 that do not repeat a planet; ``periods`` are their refined periods in that order.
@@ -43,8 +42,8 @@ import lightkurve as lk
 import numpy as np
 
 from .grid import PeriodGrid
-from .model import PeriodModel, combine_window_logits
-from .preprocess import PreprocessError, Windows, to_windows
+from .model import PeriodModel, Scored
+from .preprocess import Series, to_series
 from .readers import READABLE_SUFFIXES, read_lightcurve
 from .refine import HARMONICS, Candidate, TransitSearch, refine_bin
 
@@ -89,11 +88,12 @@ class Prediction:
         Caveats in words: grid edge, standardized flux, why the planet search stopped.
     timing_seconds : dict
         CPU seconds (all threads) spent in ``read_preprocess`` (reading, cleaning,
-        detrending, windowing; also of the masked light curves), ``model``, ``refine``
+        detrending, binning), ``model`` (the coherent search and the scorer, of every
+        planet pass), ``refine``
         (BLS/TLS, harmonics, masking) and ``report`` (the PNG); ``wall`` is the elapsed
         time of the whole prediction.
-    lightcurve, windows
-        The light curve as read and its preprocessed windows, kept for plots by
+    lightcurve, series
+        The light curve as read and its preprocessed uniform series, kept for plots by
         :func:`predict` (not by :func:`predict_paths`, which plots as it goes); not JSON.
     """
 
@@ -108,7 +108,7 @@ class Prediction:
     notes: list[str] = field(default_factory=list)
     timing_seconds: dict[str, float] = field(default_factory=dict)
     lightcurve: lk.LightCurve | None = field(default=None, repr=False, compare=False)
-    windows: Windows | None = field(default=None, repr=False, compare=False)
+    series: Series | None = field(default=None, repr=False, compare=False)
 
     JSON_KEYS: ClassVar[tuple[str, ...]] = (
         "input", "target", "periods", "candidates", "bin_probabilities", "bin_centers_days", "error",
@@ -153,17 +153,21 @@ def resolve_model(model: PeriodModel | str | os.PathLike | None) -> PeriodModel:
     return model if isinstance(model, PeriodModel) else PeriodModel.load(model)
 
 
-def bin_logits(model: PeriodModel, windows: Windows) -> np.ndarray:
-    """Per-bin log-odds of all windows together (window evidence summed).
-
-    Bins are ranked by these, not by probabilities: with many windows, the
-    probabilities of several bins round to exactly 1.0 and would tie.
-    """
-    return combine_window_logits(model.window_logits(windows.flux, windows.mask), model.prior_logit)
-
-
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits))
+
+
+def peak_probability(probabilities: np.ndarray, b: int) -> float:
+    """Probability of a planet in bin ``b`` or a neighbour: the sum of their per-bin
+    probabilities, capped at 1.
+
+    A planet's label is spread over its bin and the neighbours (a Gaussian at least half
+    a bin wide, :func:`exoperiod.grid.period_weights`), so a calibrated model gives a sure
+    planet ~0.7 in its bin and ~0.15 on either side: the sum over the peak is the
+    expected number of planets there, the probability of one when there is at most one.
+    """
+    lo, hi = max(b - NEIGHBOUR_BINS, 0), b + NEIGHBOUR_BINS + 1
+    return float(min(1.0, probabilities[lo:hi].sum()))
 
 
 def top_bins(scores: np.ndarray, k: int, taken: Sequence[int] = (), excluded: Sequence[int] = ()) -> list[int]:
@@ -210,12 +214,12 @@ def predict(
     Returns
     -------
     Prediction
-        With ``lightcurve`` and ``windows`` attached for :func:`exoperiod.report.plot_prediction`.
+        With ``lightcurve`` and ``series`` attached for :func:`exoperiod.report.plot_prediction`.
 
     Raises
     ------
     LightCurveReadError, PreprocessError
-        The file cannot be read, or has too little valid data for one window.
+        The file cannot be read, or has too little valid data to search.
     ModelLoadError
         The model file cannot be used.
     """
@@ -224,11 +228,11 @@ def predict(
     clock = CpuClock()
     with clock("read_preprocess"):
         lc = lc_or_path if isinstance(lc_or_path, lk.LightCurve) else read_lightcurve(lc_or_path, flux_column)
-        windows = to_windows(lc, model.config)
+        series = to_series(lc, model.config)
     with clock("model"):
-        logits = bin_logits(model, windows)
+        scored = model.score_series(series.flux, series.mask)
     standardized = bool(lc.meta.get("FLUX_STANDARDIZED"))
-    candidates, notes = _search_planets(lc, windows, logits, model, clock, top_k=top_k,
+    candidates, notes = _search_planets(series, scored, model, clock, top_k=top_k,
                                         max_planets=max_planets, min_probability=min_probability,
                                         standardized=standardized, use_tls=use_tls)
     if standardized:
@@ -242,13 +246,13 @@ def predict(
         target=_target(lc),
         periods=[c.period_days for c in candidates],
         candidates=candidates,
-        bin_probabilities=_sigmoid(logits),
+        bin_probabilities=_sigmoid(scored.logits),
         bin_centers_days=model.grid.centers_days,
         mission=lc.meta.get("MISSION"),
         notes=notes,
         timing_seconds=timing,
         lightcurve=lc,
-        windows=windows,
+        series=series,
     )
 
 
@@ -260,9 +264,8 @@ def _target(lc: lk.LightCurve) -> str | None:
 
 
 def _search_planets(
-    lc: lk.LightCurve,
-    windows: Windows,
-    logits: np.ndarray,
+    series: Series,
+    scored: Scored,
     model: PeriodModel,
     clock: CpuClock,
     *,
@@ -275,12 +278,13 @@ def _search_planets(
     """Refined candidates (planets first, then the other top-k bins) and notes."""
     edges = model.grid.edges_days
 
-    def refine(search: TransitSearch, b: int, logit: float, search_pass: int) -> Candidate:
-        return refine_bin(search, edges[b], edges[b + 1], float(_sigmoid(logit)), b, search_pass,
-                          standardized, use_tls)
+    def refine(search: TransitSearch, found: Scored, b: int, search_pass: int) -> Candidate:
+        return refine_bin(search, edges[b], edges[b + 1], peak_probability(_sigmoid(found.logits), b), b, search_pass,
+                          standardized, use_tls, seed_period_days=float(found.best.period_days[b]))
 
+    logits = scored.logits
     with clock("refine"):
-        search = TransitSearch(windows.detrended)
+        search = TransitSearch(series.detrended)
         first: list[Candidate] = []
         tried: list[int] = []
         aliases: list[int] = []
@@ -289,7 +293,7 @@ def _search_planets(
             if not best:
                 break
             tried.append(best[0])
-            candidate = refine(search, best[0], logits[best[0]], 0)
+            candidate = refine(search, scored, best[0], 0)
             if not any(_is_alias(candidate, other) for other in first):
                 first.append(candidate)
                 if candidate.better_period_days is None:
@@ -298,27 +302,28 @@ def _search_planets(
     if planets and planets[0].probability < min_probability:
         notes.append(f"no period bin reaches probability {min_probability:.2f}: the candidates are "
                      "best guesses, not detections")
-    remaining = lc
+    remaining = series
     while planets and len(planets) < max_planets and planets[-1].probability >= min_probability:
         with clock("refine"):
-            time_days = np.asarray(remaining.time.value, dtype=float)
-            remaining = remaining[~planets[-1].transit_mask(time_days, widen=MASK_WIDEN)]
-        try:
-            with clock("read_preprocess"):
-                masked = to_windows(remaining, model.config)
-        except PreprocessError:
+            cells = remaining.start_time_days + remaining.cadence_days * np.arange(len(remaining.flux))
+            remaining = remaining.without(planets[-1].transit_mask(cells, widen=MASK_WIDEN))
+            detrended = remaining.detrended
+            detrended = detrended[~planets[-1].transit_mask(np.asarray(detrended.time.value, dtype=float),
+                                                             widen=MASK_WIDEN)]
+            remaining = replace(remaining, detrended=detrended)
+        if remaining.mask.sum() < 2:
             notes.append(f"planet search stopped after {len(planets)}: too little data left once "
                          "their transits are masked")
             break
         with clock("model"):
-            masked_logits = bin_logits(model, masked)
-        best = top_bins(masked_logits, 1, taken=[c.bin_index for c in planets])
-        if not best or _sigmoid(masked_logits[best[0]]) < min_probability:
+            rescored = model.score_series(remaining.flux, remaining.mask)
+        best = top_bins(rescored.logits, 1, taken=[c.bin_index for c in planets])
+        if not best or peak_probability(_sigmoid(rescored.logits), best[0]) < min_probability:
             notes.append(f"planet search stopped after {len(planets)}: with their transits masked no "
                          f"further bin reaches probability {min_probability:.2f}")
             break
         with clock("refine"):
-            planets.append(refine(TransitSearch(masked.detrended), best[0], masked_logits[best[0]], len(planets)))
+            planets.append(refine(TransitSearch(remaining.detrended), rescored, best[0], len(planets)))
     others = [c for c in first[1:] if not any(abs(c.bin_index - planet.bin_index) <= NEIGHBOUR_BINS
                                               or _is_alias(c, planet) for planet in planets)]
     return planets + others, notes
@@ -427,7 +432,7 @@ def predict_paths(
             prediction = Prediction.failed(path, _one_line(err, path))
         if plots_dir is not None and prediction.error is None:
             _plot(prediction, Path(plots_dir), plot_names)
-        prediction = replace(prediction, lightcurve=None, windows=None)
+        prediction = replace(prediction, lightcurve=None, series=None)
         predictions.append(prediction)
         if progress is not None:
             progress(done, len(files), prediction)

@@ -8,7 +8,7 @@ interpolated into it.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import lightkurve as lk
 import numba
@@ -130,8 +130,95 @@ def _bin_uniform(time_days: np.ndarray, values: np.ndarray, start: float, cadenc
     return mean, counts > 0
 
 
+#: Fewest valid cadences a light curve needs for the coherent search: ~2 days of Kepler
+#: long cadence. Shorter than that, no period of the grid shows two transits.
+MIN_SEARCH_CADENCES = 96
+#: Longest span the uniform grid is built for (Kepler's whole mission is ~4.3 years;
+#: TESS's continuous viewing zone over a decade fits): beyond it, a time value is wrong.
+MAX_SPAN_DAYS = 30 * 365.25
+
+
+@dataclass(frozen=True)
+class Series:
+    """A whole light curve on one uniform time grid, for the coherent search.
+
+    Attributes
+    ----------
+    flux : ndarray (float32)
+        Detrended flux in units of the per-cadence noise (0 = baseline, dips negative).
+    mask : ndarray of bool
+        True where the cell holds data.
+    start_time_days : float
+        Time of the first cell (mission time system, days).
+    cadence_days : float
+        Cell width, days.
+    noise_ppm : float
+        Robust per-cell scatter of the detrended flux, the unit of ``flux``.
+    detrended : lightkurve.LightCurve
+        The cleaned, detrended light curve at its own cadence (relative flux around 1).
+    trend : ndarray
+        The wotan trend the raw flux was divided by, aligned with ``detrended``.
+    """
+
+    flux: np.ndarray
+    mask: np.ndarray
+    start_time_days: float
+    cadence_days: float
+    noise_ppm: float
+    detrended: lk.LightCurve
+    trend: np.ndarray
+
+    @property
+    def span_days(self) -> float:
+        return len(self.flux) * self.cadence_days
+
+    @property
+    def valid_days(self) -> float:
+        return float(self.mask.sum()) * self.cadence_days
+
+    def without(self, remove: np.ndarray) -> "Series":
+        """The same series with the cells where ``remove`` is True masked out."""
+        return replace(self, mask=self.mask & ~remove, flux=np.where(remove, 0.0, self.flux).astype(np.float32))
+
+
+def series_from_detrended(detrended: lk.LightCurve, trend: np.ndarray, cadence_days: float,
+                          name: str = "light curve", min_cadences: int = MIN_SEARCH_CADENCES) -> Series:
+    """Bin a detrended light curve (relative flux around 1) onto the uniform grid."""
+    time = np.asarray(detrended.time.value, dtype=float)
+    rel = np.asarray(detrended.flux.value, dtype=float) - 1.0
+    if len(time) < min_cadences:
+        raise PreprocessError(f"{name}: {len(time)} valid cadences, fewer than the {min_cadences} the search needs")
+    span = time[-1] - time[0]
+    if span > MAX_SPAN_DAYS:
+        raise PreprocessError(f"{name}: time spans {span:.3g} days, more than {MAX_SPAN_DAYS:.0f} "
+                              "(30 years): a time value is wrong")
+    n_cells = int(np.floor(span / cadence_days + 0.5)) + 1
+    binned, valid = _bin_uniform(time, rel, time[0], cadence_days, n_cells)
+    if valid.sum() < min_cadences:
+        raise PreprocessError(f"{name}: {int(valid.sum())} valid cells, fewer than the {min_cadences} the search needs")
+    noise = float(mad_std(binned[valid]))
+    if not np.isfinite(noise) or noise <= 0:
+        raise PreprocessError(f"{name}: flux has no scatter after detrending (constant flux?)")
+    return Series(flux=(binned / noise).astype(np.float32), mask=valid, start_time_days=float(time[0]),
+                  cadence_days=cadence_days, noise_ppm=noise * 1e6, detrended=detrended, trend=trend)
+
+
+def to_series(lc: lk.LightCurve, config: Config) -> Series:
+    """Clean, detrend and bin a whole light curve onto one uniform grid.
+
+    Raises
+    ------
+    PreprocessError
+        Fewer than :data:`MIN_SEARCH_CADENCES` valid cadences, a span beyond
+        :data:`MAX_SPAN_DAYS`, or no scatter left after detrending.
+    """
+    name = lc.meta.get("FILENAME") or lc.meta.get("LABEL") or "light curve"
+    detrended, trend = clean_and_detrend(lc, config.detrend_window_days)
+    return series_from_detrended(detrended, trend, config.cadence_minutes / 1440.0, name)
+
+
 def to_windows(lc: lk.LightCurve, config: Config) -> Windows:
-    """Preprocess a light curve into model windows.
+    """Preprocess a light curve into fixed-length windows (the dataset's ``arr_0``).
 
     Parameters
     ----------
@@ -154,23 +241,17 @@ def to_windows(lc: lk.LightCurve, config: Config) -> Windows:
         Too few valid cadences, or data too sparse for any window.
     """
     name = lc.meta.get("FILENAME") or lc.meta.get("LABEL") or "light curve"
-    detrended, trend = clean_and_detrend(lc, config.detrend_window_days)
-    time = np.asarray(detrended.time.value, dtype=float)
-    rel = np.asarray(detrended.flux.value, dtype=float) - 1.0
-    cadence = config.cadence_minutes / 1440.0
+    series = to_series(lc, config)
     length = config.lightcurve_length
-    n_cells = int(np.floor((time[-1] - time[0]) / cadence + 0.5)) + 1
-    n_windows = -(-n_cells // length)
-    binned, valid = _bin_uniform(time, rel, time[0], cadence, n_windows * length)
+    n_windows = -(-len(series.flux) // length)
+    pad = n_windows * length - len(series.flux)
+    valid = np.concatenate([series.mask, np.zeros(pad, bool)])
     if valid.sum() < config.min_lightcurve_length:
         raise PreprocessError(
             f"{name}: {int(valid.sum())} valid cadences, fewer than min_lightcurve_length="
             f"{config.min_lightcurve_length}"
         )
-    noise = float(mad_std(binned[valid]))
-    if not np.isfinite(noise) or noise <= 0:
-        raise PreprocessError(f"{name}: flux has no scatter after detrending")
-    flux = (binned / noise).reshape(n_windows, length)
+    flux = np.concatenate([series.flux, np.zeros(pad, np.float32)]).reshape(n_windows, length)
     mask = valid.reshape(n_windows, length)
     keep = []
     for i in range(n_windows):
@@ -188,9 +269,9 @@ def to_windows(lc: lk.LightCurve, config: Config) -> Windows:
     return Windows(
         flux=flux[keep].astype(np.float32),
         mask=mask[keep],
-        start_time_days=time[0] + keep * length * cadence,
-        cadence_days=cadence,
-        noise_ppm=noise * 1e6,
-        detrended=detrended,
-        trend=trend,
+        start_time_days=series.start_time_days + keep * length * series.cadence_days,
+        cadence_days=series.cadence_days,
+        noise_ppm=series.noise_ppm,
+        detrended=series.detrended,
+        trend=series.trend,
     )

@@ -29,7 +29,7 @@ import numpy as np
 from astropy.stats import mad_std
 from astropy.timeseries import BoxLeastSquares
 
-from .fold import typical_duration_days
+from .coherent import typical_duration_days
 
 HOURS_PER_DAY = 24.0
 #: Trial transit durations of the BLS, hours (the longest also capped by the period).
@@ -60,6 +60,8 @@ HARMONICS = {"P/3": 1 / 3, "P/2": 1 / 2, "2P": 2.0, "3P": 3.0}
 #: near an edge often scores highest in the neighbouring bin, and the top-k choice skips
 #: the bin next to a chosen one.
 BIN_MARGIN = 0.5
+#: BLS steps scanned on either side of the coherent fold's best period.
+SEED_STEPS = 4
 
 
 @dataclass
@@ -340,6 +342,7 @@ def refine_bin(
     search_pass: int = 0,
     standardized: bool = False,
     use_tls: bool = False,
+    seed_period_days: float | None = None,
 ) -> Candidate:
     """Refine one model bin into a :class:`Candidate`.
 
@@ -360,10 +363,14 @@ def refine_bin(
         Refine period, t0, duration, depth and SNR with TLS instead of BLS (slower, and
         its first call compiles for ~15 s; BLS is kept for standardized flux and when
         TLS finds nothing in the bin). The SNR is then TLS's own.
+    seed_period_days : float, optional
+        The best period of the coherent fold in this bin: the BLS then only scans
+        :data:`SEED_STEPS` of its fine steps on either side (the fold's trials are ~1.6
+        BLS steps apart), instead of the whole bin.
     """
     margin = (hi_days / lo_days) ** BIN_MARGIN
     lo_days, hi_days = lo_days / margin, hi_days * margin
-    fit = search.search(lo_days, hi_days)
+    fit = search.search(lo_days, hi_days) if seed_period_days is None else search.search_near(seed_period_days, SEED_STEPS)
     notes = []
     if use_tls and standardized:
         # TLS fits a limb-darkened transit to relative flux; standardized flux has none.

@@ -41,7 +41,7 @@ def plot_prediction(
     Parameters
     ----------
     prediction : Prediction
-        Must still carry ``lightcurve`` and ``windows``.
+        Must still carry ``lightcurve`` and ``series``.
     path : path
         The PNG to write (atomically: a temporary file, then a rename).
     known_periods_days : sequence of float
@@ -52,7 +52,7 @@ def plot_prediction(
     Path
         ``path``.
     """
-    if prediction.lightcurve is None or prediction.windows is None:
+    if prediction.lightcurve is None or prediction.series is None:
         raise ValueError("the prediction carries no light curve (made by predict_paths?); "
                          "use predict() or predict_paths(plots_dir=...)")
     fig = _figure(prediction, known_periods_days)
@@ -93,9 +93,8 @@ def _title(prediction: Prediction) -> str:
                     if lc.meta.get(key) is not None), None)
     what = ", ".join(str(x) for x in (prediction.mission, segment) if x)
     name = prediction.target or Path(prediction.input).name
-    n_windows = len(prediction.windows)
     head = (f"{name}  ({what})" if what else name) + (
-        f"  -  {span:.0f} d, {len(time):,} cadences, {n_windows} model window{'s' if n_windows != 1 else ''}")
+        f"  -  {span:.0f} d, {len(time):,} cadences, searched as one series")
     source = Path(prediction.input).name
     if lc.meta.get("FLUX_STANDARDIZED"):
         source += "   (standardized flux, in units of its scatter)"
@@ -128,13 +127,13 @@ def _robust_limits(values: np.ndarray, low: float = 0.5, high: float = 99.8) -> 
 
 
 def _plot_raw(ax: Axes, prediction: Prediction) -> None:
-    lc, windows = prediction.lightcurve, prediction.windows
+    lc, series = prediction.lightcurve, prediction.series
     scale, unit = _units(prediction)
     time = np.asarray(lc.time.value, dtype=float)
     flux = (np.asarray(lc.flux.value, dtype=float) - 1.0) * scale
     _points(ax, time, flux, color="0.35", label="flux as read")
-    trend_time = np.asarray(windows.detrended.time.value, dtype=float)
-    ax.plot(*_with_gaps(trend_time, (windows.trend - 1.0) * scale), color="tab:orange", lw=1.2,
+    trend_time = np.asarray(series.detrended.time.value, dtype=float)
+    ax.plot(*_with_gaps(trend_time, (series.trend - 1.0) * scale), color="tab:orange", lw=1.2,
             label="trend (wotan biweight)")
     ax.set_ylim(*_robust_limits(flux[np.isfinite(flux)]))
     ax.set_ylabel(f"flux [{unit}]")
@@ -143,7 +142,7 @@ def _plot_raw(ax: Axes, prediction: Prediction) -> None:
 
 
 def _plot_detrended(ax: Axes, prediction: Prediction) -> None:
-    detrended = prediction.windows.detrended
+    detrended = prediction.series.detrended
     scale, unit = _units(prediction)
     time = np.asarray(detrended.time.value, dtype=float)
     flux = (np.asarray(detrended.flux.value, dtype=float) - 1.0) * scale
@@ -207,7 +206,7 @@ def _plot_probabilities(ax: Axes, prediction: Prediction, known_periods_days: Se
 
 def _plot_fold(ax: Axes, prediction: Prediction, index: int) -> None:
     candidate = prediction.candidates[index]
-    detrended = prediction.windows.detrended
+    detrended = prediction.series.detrended
     scale, unit = _units(prediction)
     time = np.asarray(detrended.time.value, dtype=float)
     flux = (np.asarray(detrended.flux.value, dtype=float) - 1.0) * scale

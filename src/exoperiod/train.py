@@ -1,16 +1,22 @@
 """Training loop for :class:`~exoperiod.model.PeriodNet` (readable in one sitting).
 
-Data: the dataset folders written by ``exoperiod build-dataset`` (``<root>/<kind>/*.npz``
-with ``metadata.parquet`` giving each sample's split and planets). Each epoch draws a
-fixed number of training samples from the positive / negative / synthetic pools by the
-configured mix, augments them without changing their periods, and fits the scorer with
-AdamW, a cosine schedule and binary cross-entropy against the soft period labels. The
-validation metric is top-1 period recovery; training stops early when it stalls.
+Data: dataset folders with ``metadata.parquet`` (each sample's split and planets) and one
+``.npz`` per sample: the fixed windows of ``exoperiod build-dataset`` (positive, negative,
+synthetic) and the whole light curves of any length of :func:`exoperiod.curves.write_curves`
+(the ``curves`` folder). The coherent fold has no parameters, so each sample is searched
+once and its per-bin features are cached (:func:`sample_features`); an epoch then costs
+seconds whatever the light curves' length. Each epoch draws a fixed number of training
+samples from the pools by the configured mix and fits the scorer with AdamW, a one-cycle
+schedule, binary cross-entropy against the soft period labels and, at each planet's
+period bin, cross-entropy against its duration label. The validation metric is top-1
+period recovery; training stops early when it stalls. A temperature fitted on the
+validation split afterwards calibrates the probabilities.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import platform
@@ -25,9 +31,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from .config import Config
-from .model import PeriodModel, PeriodNet
+from .grid import period_weights
+from .model import FEATURE_NAMES, PeriodModel, PeriodNet
 
-KINDS = ("positive", "negative", "synthetic")
+KINDS = ("positive", "negative", "synthetic", "curves")
 
 
 class TrainError(ValueError):
@@ -38,90 +45,115 @@ class TrainSettings(BaseModel):
     """Knobs of a training run (the dataset and grid come from :class:`Config`)."""
 
     model_config = ConfigDict(extra="forbid")
-    epochs: int = Field(12, ge=1)
-    samples_per_epoch: int = Field(6000, ge=1)
+    epochs: int = Field(30, ge=1)
+    samples_per_epoch: int = Field(4000, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(1e-2, ge=0)
-    patience: int = Field(4, ge=1, description="Epochs without a better validation top-1 before stopping.")
-    mix: dict[str, float] = Field(default_factory=lambda: {"positive": 0.1, "negative": 0.25, "synthetic": 0.65})
-    augment: bool = True
+    patience: int = Field(8, ge=1, description="Epochs without a better validation top-1 before stopping.")
+    mix: dict[str, float] = Field(default_factory=lambda: {"positive": 0.1, "negative": 0.2, "synthetic": 0.3,
+                                                           "curves": 0.4})
     channels: int = Field(32, ge=4)
+    duration_weight: float = Field(0.1, ge=0, description="Weight of the duration loss beside the period loss.")
 
 
 @dataclass
 class Split:
-    """Samples of one split in memory, with the bins of their true periods."""
+    """Samples of one split: cached fold features, labels and where each sample lives."""
 
-    flux: np.ndarray
-    mask: np.ndarray
-    labels: np.ndarray
+    features: np.ndarray  # (n, features, bins)
+    labels: np.ndarray  # (n, bins)
     kind: np.ndarray
     true_bins: list[list[int]]
     snr: np.ndarray
+    paths: list[Path]
+    #: (sample index, period bin, duration weights summing to 1) per planet of known duration.
+    durations: list[tuple[int, int, np.ndarray]]
 
     def __len__(self) -> int:
-        return len(self.flux)
+        return len(self.labels)
 
 
-def load_split(root: Path, config: Config, split: str) -> Split:
-    """Read every sample of ``split`` from the dataset folders under ``root``."""
-    grid = config.grid()
-    flux, mask, labels, kinds, true_bins, snrs = [], [], [], [], [], []
+def features_key(config: Config) -> str:
+    """What the cached features depend on: the grid, the cadence and the feature set."""
+    from . import coherent
+
+    parts = [config.grid().to_dict(), config.cadence_minutes, FEATURE_NAMES,
+             [coherent.BIN_FRACTION_OF_DURATION, coherent.BOX_WIDTHS_BINS, coherent.DOWNSAMPLE,
+              coherent.FINE_DRIFT_BINS, coherent.COARSE_DRIFT_BINS, coherent.SEGMENT_CELLS]]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:12]
+
+
+def sample_features(folder: Path, sample_ids: list[str], model: PeriodModel) -> np.ndarray:
+    """Fold features of the samples of one dataset folder, computed once and cached.
+
+    The cache is ``<folder>/features-<key>.npz`` (sample id -> features); samples that
+    carry their own ``features`` array with the same key (written by
+    :func:`exoperiod.curves.write_curves`) use it directly.
+    """
+    key = features_key(model.config)
+    cache_path = folder / f"features-{key}.npz"
+    cache: dict[str, np.ndarray] = {}
+    if cache_path.is_file():
+        with np.load(cache_path, allow_pickle=False) as z:
+            cache = {name: z[name] for name in z.files}
+    missing = [s for s in sample_ids if s not in cache]
+    for sample_id in missing:
+        with np.load(folder / f"{sample_id}.npz", allow_pickle=False) as z:
+            if "features" in z.files and str(z["features_key"]) == key:
+                cache[sample_id] = z["features"]
+            else:
+                cache[sample_id] = model.search(z["arr_0"], z["mask"].astype(bool))[1]
+    if missing:
+        tmp = cache_path.with_name(cache_path.name + ".tmp.npz")
+        np.savez(tmp, **cache)
+        tmp.replace(cache_path)
+    return np.stack([cache[s] for s in sample_ids]) if sample_ids else np.zeros((0, len(FEATURE_NAMES), model.grid.bins), np.float32)
+
+
+def load_split(root: Path, config: Config, split: str, model: PeriodModel | None = None) -> Split:
+    """Features, labels and planets of every sample of ``split`` under ``root``."""
+    model = model or PeriodModel(config)
+    grid, duration_grid = config.grid(), config.duration_grid()
+    parts: dict[str, list] = {k: [] for k in ("features", "labels", "kind", "true_bins", "snr", "paths")}
+    durations: list[tuple[int, int, np.ndarray]] = []
     for kind in KINDS:
         folder = root / getattr(config, kind)
         table = folder / "metadata.parquet"
         if not table.is_file():
             continue
         meta = pd.read_parquet(table)
-        for row in meta[meta["split"] == split].itertuples():
+        meta = meta[meta["split"] == split]
+        ids = list(meta["sample_id"])
+        parts["features"].append(sample_features(folder, ids, model))
+        for row in meta.itertuples():
             with np.load(folder / f"{row.sample_id}.npz", allow_pickle=False) as z:
-                if len(z["arr_0"]) != config.lightcurve_length or len(z["arr_1"]) != grid.bins:
-                    raise TrainError(f"{folder / row.sample_id}.npz: shape does not match the config")
-                flux.append(z["arr_0"])
-                mask.append(z["mask"])
-                labels.append(z["arr_1"])
+                if len(z["arr_1"]) != grid.bins:
+                    raise TrainError(f"{folder / row.sample_id}.npz: {len(z['arr_1'])} period bins, the config has {grid.bins}")
+                parts["labels"].append(z["arr_1"])
             planets = json.loads(row.planets) if isinstance(row.planets, str) else []
             bins = [grid.index(p["period_days"]) for p in planets]
-            true_bins.append([b for b in bins if b >= 0])
-            snrs.append(max([p.get("snr") or 0.0 for p in planets], default=0.0))
-            kinds.append(kind)
-    if not flux:
-        return Split(np.zeros((0, config.lightcurve_length), np.float32), np.zeros((0, config.lightcurve_length), bool),
-                     np.zeros((0, grid.bins), np.float32), np.array([]), [], np.array([]))
-    return Split(np.stack(flux), np.stack(mask).astype(bool), np.stack(labels), np.array(kinds), true_bins,
-                 np.asarray(snrs, dtype=float))
-
-
-def augment(flux: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Period-preserving augmentations: a time shift, random gaps and extra noise."""
-    flux, mask = flux.copy(), mask.copy()
-    n, length = flux.shape
-    for i in range(n):
-        shift = int(rng.integers(-length // 20, length // 20 + 1))
-        flux[i], mask[i] = np.roll(flux[i], shift), np.roll(mask[i], shift)
-        # The wrapped part is not the same star a window later: mask it out, not fold it in.
-        if shift > 0:
-            mask[i, :shift] = False
-        elif shift < 0:
-            mask[i, shift:] = False
-        for _ in range(rng.integers(0, 4)):
-            start, width = rng.integers(0, length), rng.integers(10, 150)
-            mask[i, start:start + width] = False
-        sigma = rng.uniform(0.0, 0.5)
-        flux[i] = (flux[i] + sigma * rng.standard_normal(length).astype(np.float32)) / math.sqrt(1 + sigma**2)
-    return np.where(mask, flux, 0.0).astype(np.float32), mask
+            index = len(parts["paths"])
+            for p, b in zip(planets, bins):
+                if b >= 0 and p.get("duration_hours"):
+                    w = period_weights(duration_grid, [p["duration_hours"]]).weights
+                    if w.sum() > 0:
+                        durations.append((index, int(b), w / w.sum()))
+            parts["true_bins"].append([b for b in bins if b >= 0])
+            parts["snr"].append(max([p.get("snr") or 0.0 for p in planets], default=0.0))
+            parts["kind"].append(kind)
+            parts["paths"].append(folder / f"{row.sample_id}.npz")
+    features = (np.concatenate(parts["features"]) if parts["features"]
+                else np.zeros((0, len(FEATURE_NAMES), grid.bins), np.float32))
+    labels = np.stack(parts["labels"]) if parts["labels"] else np.zeros((0, grid.bins), np.float32)
+    return Split(features, labels, np.array(parts["kind"]), parts["true_bins"], np.asarray(parts["snr"], float),
+                 parts["paths"], durations)
 
 
 def top_k_recovery(logits: np.ndarray, true_bins: list[list[int]], k: int = 1) -> float:
     """Fraction of samples with a planet in the grid whose true bin is among the top k."""
     hits = [bool(set(np.argsort(-row)[:k]) & set(bins)) for row, bins in zip(logits, true_bins) if bins]
     return float(np.mean(hits)) if hits else float("nan")
-
-
-def _features(net: PeriodNet, flux: np.ndarray, mask: np.ndarray, batch: int = 256) -> torch.Tensor:
-    return torch.cat([net.features(torch.from_numpy(flux[i:i + batch]), torch.from_numpy(mask[i:i + batch]))
-                      for i in range(0, len(flux), batch)])
 
 
 def _draw(train: Split, mix: dict[str, float], n: int, rng: np.random.Generator) -> np.ndarray:
@@ -133,12 +165,29 @@ def _draw(train: Split, mix: dict[str, float], n: int, rng: np.random.Generator)
     return np.concatenate([rng.choice(pools[k], c) for k, c in zip(KINDS, counts) if c])
 
 
+def _duration_loss(duration_logits: torch.Tensor, batch: np.ndarray, split: Split) -> torch.Tensor:
+    """Cross-entropy of the duration distribution at each planet's period bin."""
+    where = {int(i): j for j, i in enumerate(batch)}
+    rows = [(where[i], b, w) for i, b, w in split.durations if i in where]
+    if not rows:
+        return duration_logits.sum() * 0.0
+    j, b, w = zip(*rows)
+    log_p = torch.log_softmax(duration_logits[list(j), :, list(b)], dim=1)
+    return -(torch.from_numpy(np.stack(w)) * log_p).sum(1).mean()
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature T minimising the BCE of ``logits / T`` against ``labels``."""
+    x, y = torch.from_numpy(logits.astype(np.float64)), torch.from_numpy(labels.astype(np.float64))
+    grid = np.exp(np.linspace(np.log(0.25), np.log(4.0), 121))
+    losses = [torch.nn.functional.binary_cross_entropy_with_logits(x / t, y).item() for t in grid]
+    return float(grid[int(np.argmin(losses))])
+
+
 def _plot(history: list[dict], path: Path) -> None:
-    import matplotlib
+    from .evaluate import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
     a.plot(epochs, [h["train_loss"] for h in history], label="train")
@@ -150,10 +199,7 @@ def _plot(history: list[dict], path: Path) -> None:
     b.set(xlabel="epoch", ylabel="validation period recovery", ylim=(0, 1))
     b.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 def train(
@@ -171,7 +217,7 @@ def train(
     ----------
     config : Config
     data_root : path
-        Folder holding the dataset folders (``config.positive`` ...).
+        Folder holding the dataset folders (``config.positive`` ... ``config.curves``).
     out_dir : path
         Run folder.
     settings : TrainSettings, optional
@@ -185,7 +231,8 @@ def train(
     Returns
     -------
     PeriodModel
-        The best model by validation top-1 (also saved as ``out_dir/model.pt``).
+        The best model by validation top-1 (also saved as ``out_dir/model.pt``), with
+        its temperature fitted on the validation split.
     """
     settings = settings or TrainSettings()
     data_root, out_dir = Path(data_root), Path(out_dir)
@@ -194,14 +241,16 @@ def train(
     if not len(train_set) or not len(val_set):
         raise TrainError(f"{data_root}: need training and validation samples (found {len(train_set)} and {len(val_set)})")
 
+    # The scorer is small (~40k parameters): a step is too little work for intra-op
+    # threads to pay, and on a loaded machine they spin (measured: 35 ms a step on one
+    # thread, 120 ms on two, with other jobs running).
+    torch.set_num_threads(1)
     torch.manual_seed(config.seed)
-    net = PeriodNet(config.grid(), config.lightcurve_length, config.cadence_minutes / 1440.0, settings.channels)
+    net = PeriodNet(config.grid().bins, config.duration_grid().bins, settings.channels)
     opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     steps_per_epoch = math.ceil(settings.samples_per_epoch / settings.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings.lr, total_steps=settings.epochs * steps_per_epoch,
                                                 pct_start=0.1)
-    prior = np.clip(train_set.labels.mean(0), 1e-4, 1 - 1e-4)
-    prior_logit = np.log(prior / (1 - prior))
     history: list[dict] = []
     best_top1, start_epoch, stale = -1.0, 1, 0
     last = out_dir / "last.pt"
@@ -213,7 +262,7 @@ def train(
         history, best_top1, stale = state["history"], state["best_top1"], state["stale"]
         start_epoch = len(history) + 1
 
-    val_features = _features(net, val_set.flux, val_set.mask)
+    train_x, val_x = torch.from_numpy(train_set.features), torch.from_numpy(val_set.features)
     val_labels = torch.from_numpy(val_set.labels)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     started = time.perf_counter()
@@ -226,11 +275,9 @@ def train(
         losses = []
         for step in range(steps_per_epoch):
             idx = order[step * settings.batch_size:(step + 1) * settings.batch_size]
-            flux, mask = train_set.flux[idx], train_set.mask[idx]
-            if settings.augment:
-                flux, mask = augment(flux, mask, rng)
-            logits = net.score(net.features(torch.from_numpy(flux), torch.from_numpy(mask)))
+            logits, duration_logits = net(train_x[idx])
             loss = bce(logits, torch.from_numpy(train_set.labels[idx]))
+            loss = loss + settings.duration_weight * _duration_loss(duration_logits, idx, train_set)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -240,7 +287,7 @@ def train(
                 progress("train", step + 1, steps_per_epoch, {"epoch": epoch, "loss": float(np.mean(losses))})
         net.eval()
         with torch.no_grad():
-            val_logits = net.score(val_features)
+            val_logits, _ = net(val_x)
             val_loss = bce(val_logits, val_labels).item()
         row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
                "val_top1": top_k_recovery(val_logits.numpy(), val_set.true_bins, 1),
@@ -253,7 +300,8 @@ def train(
                     "metrics": row, "n_train": len(train_set), "n_val": len(val_set),
                     "train_seconds": row["seconds"], "torch": str(torch.__version__),
                     "python": platform.python_version(), **(card_extra or {})}
-            PeriodModel(config, net, card, prior_logit).save(out_dir / "model.pt")
+            temperature = fit_temperature(val_logits.numpy(), val_set.labels)
+            PeriodModel(config, net, {**card, "temperature": temperature}, temperature).save(out_dir / "model.pt")
         else:
             stale += 1
         torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),

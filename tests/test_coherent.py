@@ -1,0 +1,86 @@
+"""The coherent stack-slide fold against the slow, obvious reference fold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from exoperiod.coherent import (
+    DOWNSAMPLE,
+    SEGMENT_CELLS,
+    CoherentFold,
+    fold_snr_slow,
+    trial_periods,
+    typical_duration_days,
+)
+from exoperiod.grid import PeriodGrid
+
+CADENCE_DAYS = 29.4244 / 1440.0
+GRID = PeriodGrid()
+
+
+def _box_series(n_cells: int, period_days: float, t0_days: float, duration_days: float, snr: float, seed: int):
+    """Unit white noise with a box of the given total SNR (depth * sqrt(N_in) = snr)."""
+    rng = np.random.default_rng(seed)
+    flux = rng.standard_normal(n_cells)
+    mask = rng.random(n_cells) > 0.1
+    t = np.arange(n_cells) * CADENCE_DAYS
+    in_transit = np.abs((t - t0_days + period_days / 2) % period_days - period_days / 2) < duration_days / 2
+    n_in = int((in_transit & mask).sum())
+    flux[in_transit] -= snr / np.sqrt(n_in)
+    return flux, mask
+
+
+def test_one_segment_equals_the_slow_fold_exactly():
+    # One quarter is one segment: no rotation, no coarse-to-fine mapping, so the fast
+    # fold must give the reference's numbers at every trial period.
+    flux, mask = _box_series(2 * SEGMENT_CELLS, 7.3, 2.1, 0.2, 10.0, seed=1)
+    fold = CoherentFold(GRID, CADENCE_DAYS)
+    fast = fold(flux, mask)
+    fine, coarse_of, _, bins, _ = fold.trials(len(flux) // DOWNSAMPLE)
+    pick = np.random.default_rng(2).choice(len(fine), 300, replace=False)
+    slow = fold_snr_slow(flux, mask, CADENCE_DAYS, fine[pick], bins[coarse_of[pick]])
+    np.testing.assert_allclose(fast.snr[pick], slow, rtol=1e-5)
+
+
+@pytest.mark.parametrize("period_days", [1.37, 6.1, 33.0])
+def test_four_years_a_box_keeps_its_snr_and_ephemeris(period_days):
+    # 17 quarters: 18 segments rotated and stacked. The box of total SNR 12 (about 3 per
+    # quarter) must come out at its period with the SNR the slow fold gives, within the
+    # few % that rounding the rotations costs, and near depth * sqrt(N).
+    n = 17 * 4096
+    t0, duration = 3.3, float(typical_duration_days(period_days))
+    flux, mask = _box_series(n, period_days, t0, duration, 12.0, seed=3)
+    fold = CoherentFold(GRID, CADENCE_DAYS)
+    fast = fold(flux, mask)
+    near = np.flatnonzero(np.abs(fast.periods_days / period_days - 1) < 2e-4)
+    best = near[np.argmax(fast.snr[near])]
+    fine, coarse_of, _, bins, _ = fold.trials(n // DOWNSAMPLE)
+    slow = fold_snr_slow(flux, mask, CADENCE_DAYS, fine[near], bins[coarse_of[near]]).max()
+    assert fast.snr[best] == pytest.approx(slow, rel=0.08)
+    assert 12.0 * 0.7 < fast.snr[best] < 12.0 * 1.25  # boxes of whole bins lose ~10 %, noise +-1
+    assert int(np.argmax(fast.snr)) in near  # the highest peak of the whole periodogram
+    phase_error = (fast.epoch_days[best] - t0 + period_days / 2) % period_days - period_days / 2
+    assert abs(phase_error) < duration
+    assert 0.3 * duration < fast.duration_days[best] < 2.5 * duration
+
+
+def test_trials_are_fine_enough_for_the_whole_baseline():
+    # Ofir's criterion: over the span, neighbouring trials drift by at most one phase
+    # bin (40 % of a typical duration): ~100,000 trials for 4 years, ~6,000 for a quarter.
+    cell_days = CADENCE_DAYS * DOWNSAMPLE
+    quarter = trial_periods(GRID, 2048, cell_days, 1.0)
+    four_years = trial_periods(GRID, 17 * 2048, cell_days, 1.0)
+    assert 4_000 < len(quarter) < 8_000 and 70_000 < len(four_years) < 140_000
+    span_days = 17 * 2048 * cell_days
+    drift_days = np.diff(four_years) / four_years[:-1] * span_days
+    bin_days = np.maximum(0.4 * typical_duration_days(four_years[:-1]), cell_days)
+    assert (drift_days <= bin_days * 1.0001).all()
+    assert four_years[0] == GRID.min_days and four_years[-1] <= GRID.max_days
+
+
+def test_noise_alone_gives_no_outstanding_peak():
+    flux, mask = _box_series(4 * 4096, 5.0, 1.0, 0.1, 0.0, seed=4)
+    snr = CoherentFold(GRID, CADENCE_DAYS)(flux, mask).snr
+    # The maximum of ~20,000 correlated trials of unit noise: a few sigma, not more.
+    assert 3.0 < snr.max() < 7.0
