@@ -160,3 +160,22 @@ def test_cli_views_writes_one_file_per_candidate(tmp_path, shared_data, shipped_
     with np.load(files[0]) as first:
         assert float(first["period_days"]) == pytest.approx(candidates[0]["period_days"])
         assert first["local_view"].shape == (201,)
+
+
+def test_the_report_draws_the_same_views_a_vetting_model_gets(kepler62):
+    import matplotlib.pyplot as plt
+
+    from exoperiod.report import _figure
+
+    fig = _figure(kepler62, ())
+    try:
+        panels = [ax for ax in fig.axes if "vetting views" in ax.get_title(loc="left")]
+        assert len(panels) == len(kepler62.candidates)
+        for index, ax in enumerate(panels):
+            drawn = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
+            views = kepler62.views(index)
+            for label, name in (("local view", "local_view"), ("odd transits", "odd_local_view"),
+                                ("even transits", "even_local_view")):
+                np.testing.assert_array_equal(drawn[label], views[name])
+    finally:
+        plt.close(fig)
