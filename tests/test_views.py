@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from exoperiod.cli import app
 from exoperiod.predict import Prediction, predict
-from exoperiod.views import (GLOBAL_BINS, LOCAL_BINS, LOCAL_HALF_WIDTH_DURATIONS, VIEW_NAMES, median_bins,
+from exoperiod.views import (GLOBAL_BINS, LOCAL_BINS, VIEW_NAMES, local_bin_centres_durations, median_bins,
                              vetting_views, write_views)
 
 KEPLER = "lightcurves/kepler"
@@ -26,8 +26,8 @@ NON_HOST_Q7 = f"{KEPLER}/1430163/kplr001430163-2010355172524_llc.fits"
 #: (period days, koi_time0bk BKJD, koi_duration hours) from the KOI cumulative table.
 KEPLER_62 = {"d": (18.164073, 180.812425, 2.9355), "b": (5.714897, 170.921904, 2.3572)}
 KEPLER_235 = {"d": (20.060363, 147.465540, 3.3203), "b": (3.340219, 171.979062, 1.9104)}
-#: Local-view positions of the bins, in durations from mid-transit.
-LOCAL_X = np.linspace(-LOCAL_HALF_WIDTH_DURATIONS, LOCAL_HALF_WIDTH_DURATIONS, LOCAL_BINS)
+#: Local-view bin centres, in durations from mid-transit (Astronet's: 0.16 wide, ±4 durations).
+LOCAL_X = -3.92 + 0.0392 * np.arange(201)
 #: The transit's bottom (the central bins) and the baseline well clear of the transit.
 CENTRE = np.abs(LOCAL_X) < 0.25
 OUTSIDE = np.abs(LOCAL_X) > 1.5
@@ -107,8 +107,13 @@ def test_shapes_and_parameters_are_as_documented(kepler62):
     assert float(views["t0_btjd_or_bkjd"]) == candidate.t0_btjd_or_bkjd
     assert float(views["duration_hours"]) == candidate.duration_hours
     assert int(views["global_bins"]) == 2001 and int(views["local_bins"]) == 201
-    assert float(views["local_half_width_durations"]) == 4.0
+    assert float(views["local_half_width_durations"]) == pytest.approx(4.0)
+    np.testing.assert_allclose(local_bin_centres_durations(views), LOCAL_X, atol=1e-12)
     assert 0.0 <= float(views["secondary_phase"]) < 1.0 and float(views["local_view_scale"]) > 0
+    # At a short period the local view stops at half the period on either side, never wraps.
+    short = vetting_views(kepler62.windows.detrended, 0.5, candidate.t0_btjd_or_bkjd, 3.5)
+    assert float(short["local_half_width_durations"]) == pytest.approx(6.0 / 3.5)
+    assert short["local_view"].shape == (201,)
     # The API takes the candidate itself as well as its index.
     np.testing.assert_array_equal(kepler62.views(candidate)["local_view"], views["local_view"])
 

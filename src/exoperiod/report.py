@@ -26,7 +26,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from .predict import Prediction  # noqa: E402
 from .refine import HOURS_PER_DAY, Candidate  # noqa: E402
-from .views import LOCAL_BINS, LOCAL_HALF_WIDTH_DURATIONS, candidate_views, earlier_planets_kept  # noqa: E402
+from .views import candidate_views, earlier_planets_kept, local_bin_centres_durations  # noqa: E402
 
 COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown")
 #: Odd and even transit views: apart from each other and from the candidates' colours.
@@ -253,7 +253,7 @@ def _plot_fold(ax: Axes, prediction: Prediction, index: int) -> None:
 def _plot_views(ax: Axes, prediction: Prediction, index: int) -> None:
     """The local view with the odd, even and secondary views over it (normalised units)."""
     views = candidate_views(prediction, index)
-    x = np.linspace(-LOCAL_HALF_WIDTH_DURATIONS, LOCAL_HALF_WIDTH_DURATIONS, LOCAL_BINS)
+    x = local_bin_centres_durations(views)
     ax.axhline(0, color="0.8", lw=0.8)
     ax.axhline(-1, color="0.8", lw=0.8, ls=":")
     ax.plot(x, views["odd_local_view"], color=ODD_COLOUR, lw=1, label="odd transits")
@@ -264,7 +264,8 @@ def _plot_views(ax: Axes, prediction: Prediction, index: int) -> None:
     shown = np.concatenate([views[name] for name in ("local_view", "odd_local_view", "even_local_view",
                                                      "secondary_view")])
     ax.set_ylim(min(-1.3, float(np.percentile(shown, 0.5)) - 0.1), max(0.6, float(np.percentile(shown, 99.5)) + 0.1))
-    ax.set_xlim(x[0], x[-1])
+    half = float(views["local_half_width_durations"])
+    ax.set_xlim(-half, half)
     ax.set_xlabel(f"transit durations from mid-transit (1 = {prediction.candidates[index].duration_hours:.1f} h)")
     ax.set_ylabel("normalised flux")
     ax.set_title(f"#{index + 1}  vetting views: local depth -1 = "

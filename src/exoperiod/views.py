@@ -98,7 +98,8 @@ def vetting_views(
         as 0-d arrays so that ``numpy.savez(path, **views)`` stores everything:
         ``period_days``, ``t0_btjd_or_bkjd``, ``duration_hours``, ``global_bins``,
         ``local_bins``, ``global_bin_width_phase``, ``local_bin_width_durations``,
-        ``local_half_width_durations``, ``secondary_phase`` (centre of the secondary
+        ``local_half_width_durations`` (4, or less when 4 durations exceed half the
+        period: the local view never wraps), ``secondary_phase`` (centre of the secondary
         view as a fraction of the period after the transit) and ``local_view_scale``
         (the depth, in flux units, that -1 of the local, odd, even and secondary views
         stands for).
@@ -142,10 +143,17 @@ def vetting_views(
         "period_days": period_days, "t0_btjd_or_bkjd": t0_days, "duration_hours": duration_hours,
         "global_bins": GLOBAL_BINS, "local_bins": LOCAL_BINS, "global_bin_width_phase": GLOBAL_BIN_WIDTH_PHASE,
         "local_bin_width_durations": LOCAL_BIN_WIDTH_DURATIONS,
-        "local_half_width_durations": LOCAL_HALF_WIDTH_DURATIONS,
+        "local_half_width_durations": half_width_days / duration_days,
         "secondary_phase": secondary_phase, "local_view_scale": scale,
     }
     return views | {key: np.asarray(value) for key, value in parameters.items()}
+
+
+def local_bin_centres_durations(views: dict[str, np.ndarray]) -> np.ndarray:
+    """Centres of the local views' bins, in durations from mid-transit (0 in the middle)."""
+    half, width, n = (float(views["local_half_width_durations"]), float(views["local_bin_width_durations"]),
+                      int(views["local_bins"]))
+    return -half + 0.5 * width + (2 * half - width) / (n - 1) * np.arange(n)
 
 
 def median_bins(
