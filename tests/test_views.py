@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from exoperiod.cli import app
-from exoperiod.predict import Prediction, predict
+from exoperiod.predict import Prediction, predict, predict_paths
 from exoperiod.views import (GLOBAL_BINS, LOCAL_BINS, VIEW_NAMES, local_bin_centres_durations, median_bins,
                              vetting_views, write_views)
 
@@ -151,6 +151,15 @@ def test_views_round_trip_through_npz(tmp_path, kepler62):
             assert sorted(loaded.files) == sorted(expected)
             for key, value in expected.items():
                 np.testing.assert_array_equal(loaded[key], value)
+
+
+def test_views_that_cannot_be_written_are_a_note_not_a_lost_prediction(tmp_path, shared_data, shipped_model):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    [prediction] = predict_paths([shared_data / KEPLER_62_Q13], shipped_model, max_planets=1,
+                                 views_dir=blocker / "views")
+    assert prediction.error is None and prediction.candidates
+    assert any(note.startswith("views not written: ") for note in prediction.notes), prediction.notes
 
 
 def test_cli_views_writes_one_file_per_candidate(tmp_path, shared_data, shipped_model):
