@@ -85,7 +85,9 @@ class Candidate:
         Mid-time of the first transit in the data, in the light curve's own time system
         (BKJD for Kepler/K2, BTJD for TESS), days.
     duration_hours : float
-        Duration of the best box, hours.
+        Transit duration T14 (first to last contact), hours: of a trapezoid fitted to
+        the folded transit (:meth:`TransitSearch.trapezoid`), or of TLS's fit with
+        ``use_tls``; the BLS box's when the trapezoid fit fails.
     depth_ppm : float or None
         Box depth, ppm; None when the flux is standardized and a depth means nothing.
     snr : float

@@ -111,7 +111,10 @@ def vetting_views(
     """
     if not (period_days > 0 and duration_hours > 0):
         raise ValueError(f"views need a positive period and duration, not {period_days} d and {duration_hours} h")
-    lc = lc.remove_nans()
+    finite = np.isfinite(np.asarray(lc.flux.value, dtype=float))
+    # Slicing an astropy time series rebuilds its time index (0.4 s at 65k cadences): only if needed.
+    if not finite.all():
+        lc = lc[finite]
     if len(lc) == 0:
         raise ValueError("views need a light curve with finite flux; this one has none")
     duration_days = duration_hours / HOURS_PER_DAY
@@ -234,9 +237,10 @@ def candidate_views(prediction: Prediction, candidate: Candidate | int) -> dict[
         raise ValueError(f"{prediction.input}: the prediction carries no light curve (made by predict_paths?); "
                          "use predict(), or predict_paths(views_dir=...)")
     detrended = prediction.windows.detrended
-    time = np.asarray(detrended.time.value, dtype=float)
-    return vetting_views(detrended[earlier_planets_kept(prediction, candidate, time)], candidate.period_days,
-                         candidate.t0_btjd_or_bkjd, candidate.duration_hours)
+    keep = earlier_planets_kept(prediction, candidate, np.asarray(detrended.time.value, dtype=float))
+    if not keep.all():  # see vetting_views: slicing is slow
+        detrended = detrended[keep]
+    return vetting_views(detrended, candidate.period_days, candidate.t0_btjd_or_bkjd, candidate.duration_hours)
 
 
 def earlier_planets_kept(prediction: Prediction, candidate: Candidate, time_days: np.ndarray) -> np.ndarray:
