@@ -19,6 +19,7 @@ _LAZY = {
     "to_windows": "preprocess", "PreprocessError": "preprocess",
     "PeriodModel": "model", "ModelLoadError": "model",
     "predict": "predict", "Prediction": "predict",
+    "vetting_views": "views", "write_views": "views",
 }
 __all__ = sorted(_LAZY) + ["__version__"]
 
@@ -28,5 +29,9 @@ def __getattr__(name: str):
     if name in _LAZY:
         from importlib import import_module
 
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        # Importing the submodule `predict` set this package's attribute `predict` to the
+        # module: bind the function instead, or `from exoperiod import predict` gets the module.
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'exoperiod' has no attribute {name!r}")

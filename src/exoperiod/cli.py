@@ -135,6 +135,8 @@ def predict(
     max_planets: int = typer.Option(3, "--max-planets", min=1, help="Planets to search for, one after another."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the predictions here (JSON list)."),
     plots: Optional[Path] = typer.Option(None, help="Folder for one PNG report per input."),
+    views: Optional[Path] = typer.Option(None, help="Folder for the vetting views of each candidate "
+                                                    "(one <file name>.<n>.npz per candidate)."),
     flux: str = typer.Option("pdcsap", help="pdcsap | sap (SPOC files)."),
     tls: bool = typer.Option(False, help="Also refine with transitleastsquares (slow)."),
 ) -> None:
@@ -151,7 +153,8 @@ def predict(
                 bar.update(task, completed=done, total=total, info=Path(prediction.input).name)
 
             predictions = predict_paths(paths, model, top_k=top_k, max_planets=max_planets, flux_column=flux,
-                                        plots_dir=plots, progress=report, use_tls=tls)
+                                        plots_dir=plots, progress=report, use_tls=tls,
+                                        views_dir=views)
         if json_out is not None:
             write_json(predictions, json_out)
     except _user_errors() as err:

@@ -132,6 +132,13 @@ class Prediction:
         out["timing_seconds"] = {key: round(float(v), 4) for key, v in self.timing_seconds.items()}
         return out
 
+    def views(self, candidate: Candidate | int) -> dict[str, np.ndarray]:
+        """Vetting views (global, local, odd, even, secondary) of a candidate or its index:
+        see :func:`exoperiod.views.vetting_views`. Needs ``lightcurve`` and ``series``."""
+        from .views import candidate_views
+
+        return candidate_views(self, candidate)
+
 
 class CpuClock:
     """CPU seconds per stage, summed over every time a stage is entered."""
@@ -398,6 +405,7 @@ def predict_paths(
     plots_dir: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
     use_tls: bool = False,
+    views_dir: str | os.PathLike | None = None,
 ) -> list[Prediction]:
     """Predict every file of ``paths``; a file that fails gives an error Prediction.
 
@@ -411,6 +419,9 @@ def predict_paths(
         As for :func:`predict`.
     plots_dir : path, optional
         Write one PNG per input here (``<file name>.png``).
+    views_dir : path, optional
+        Write the vetting views of each candidate here (``<file name>.<n>.npz``, see
+        :func:`exoperiod.views.write_views`).
     progress : callable, optional
         ``progress(done, total, prediction)`` after each input.
 
@@ -423,6 +434,7 @@ def predict_paths(
     model = resolve_model(model)
     files = expand_paths(paths)
     plot_names: set[str] = set()
+    view_names: set[str] = set()
     predictions = []
     for done, path in enumerate(files, start=1):
         try:
@@ -432,6 +444,8 @@ def predict_paths(
             prediction = Prediction.failed(path, _one_line(err, path))
         if plots_dir is not None and prediction.error is None:
             _plot(prediction, Path(plots_dir), plot_names)
+        if views_dir is not None and prediction.error is None:
+            _write_views(prediction, Path(views_dir), view_names)
         prediction = replace(prediction, lightcurve=None, series=None)
         predictions.append(prediction)
         if progress is not None:
@@ -442,17 +456,31 @@ def predict_paths(
 def _plot(prediction: Prediction, plots_dir: Path, taken: set[str]) -> None:
     from .report import plot_prediction
 
-    name = Path(prediction.input).name + ".png"
-    stem, n = name, 2
-    while name in taken:  # the same file name in two folders
-        name, n = f"{stem[:-4]}-{n}.png", n + 1
-    taken.add(name)
+    name = _unique_name(Path(prediction.input).name, taken) + ".png"
     start = time.process_time()
     try:
         plot_prediction(prediction, plots_dir / name)
     except Exception as err:  # noqa: BLE001 - a failed plot must not lose the prediction
         prediction.notes.append(f"plot not written: {_one_line(err)}")
     prediction.timing_seconds["report"] = time.process_time() - start
+
+
+def _write_views(prediction: Prediction, views_dir: Path, taken: set[str]) -> None:
+    from .views import write_views
+
+    try:
+        write_views(prediction, views_dir / _unique_name(Path(prediction.input).name, taken))
+    except Exception as err:  # noqa: BLE001 - failed views must not lose the prediction
+        prediction.notes.append(f"views not written: {_one_line(err)}")
+
+
+def _unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``, ... if taken (the same file name in two folders)."""
+    unique, n = name, 2
+    while unique in taken:
+        unique, n = f"{name}-{n}", n + 1
+    taken.add(unique)
+    return unique
 
 
 def _one_line(err: Exception, path: str | None = None) -> str:

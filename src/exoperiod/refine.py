@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import lightkurve as lk
 import numpy as np
 from astropy.stats import mad_std
 from astropy.timeseries import BoxLeastSquares
+from scipy.optimize import least_squares
 
 from .coherent import typical_duration_days
 
@@ -62,6 +63,13 @@ HARMONICS = {"P/3": 1 / 3, "P/2": 1 / 2, "2P": 2.0, "3P": 3.0}
 BIN_MARGIN = 0.5
 #: BLS steps scanned on either side of the coherent fold's best period.
 SEED_STEPS = 4
+#: The trapezoid fit of a BLS box (:meth:`TransitSearch.trapezoid`) uses the folded
+#: cadences within this many box durations of mid-transit; its total duration may range
+#: over TRAPEZOID_DURATION_RANGE times the box's, its mid-time move by half a box.
+TRAPEZOID_WINDOW_DURATIONS = 3.0
+TRAPEZOID_DURATION_RANGE = (0.5, 2.5)
+#: Points per cadence at which the trapezoid is averaged over the exposure.
+SUPERSAMPLE = 7
 
 
 @dataclass
@@ -79,7 +87,9 @@ class Candidate:
         Mid-time of the first transit in the data, in the light curve's own time system
         (BKJD for Kepler/K2, BTJD for TESS), days.
     duration_hours : float
-        Duration of the best box, hours.
+        Transit duration T14 (first to last contact), hours: of a trapezoid fitted to
+        the folded transit (:meth:`TransitSearch.trapezoid`), or of TLS's fit with
+        ``use_tls``; the BLS box's when the trapezoid fit fails.
     depth_ppm : float or None
         Box depth, ppm; None when the flux is standardized and a depth means nothing.
     snr : float
@@ -243,6 +253,46 @@ class TransitSearch:
         """The first mid-transit time of this ephemeris at or after the start of the data."""
         return float(t0_days + period_days * np.ceil((self.time_days.min() - t0_days) / period_days))
 
+    def trapezoid(self, fit: BoxFit) -> BoxFit:
+        """``fit`` with the duration and mid-time of a trapezoid fitted to its folded transit.
+
+        A box fits the flat bottom of a limb-darkened transit and leaves out most of
+        ingress and egress, so BLS durations fall short of the catalogues' first-to-last
+        contact duration T14 (by 15 % at the median on the real Kepler hosts), and its
+        duration grid steps by 20 %. The trapezoid (total duration, ingress, depth,
+        baseline, mid-time) measures T14; it is averaged over each cadence's exposure (the
+        median time step, :data:`SUPERSAMPLE` points), or a 29.4-min Kepler cadence would
+        lengthen every transit by half an hour. Depth and SNR stay the box's: they are
+        what the BLS detection statistic means. ``fit`` is returned unchanged when the fit
+        fails or the folded window holds too few cadences.
+        """
+        period, box = fit.period_days, fit.duration_days
+        half_window = min(TRAPEZOID_WINDOW_DURATIONS * box, 0.5 * period)
+        phase = (self.time_days - fit.t0_days + 0.5 * period) % period - 0.5 * period
+        near = np.abs(phase) < half_window
+        x, y = phase[near], self.flux[near]
+        if len(x) < 10 or not fit.depth > 0:
+            return fit
+        exposure_days = float(np.median(np.diff(self.time_days)))
+        # Each cadence as SUPERSAMPLE instants spread over its exposure, one row each.
+        instants = x[:, None] + exposure_days * (np.arange(SUPERSAMPLE) / SUPERSAMPLE - 0.5 + 0.5 / SUPERSAMPLE)
+        out = np.abs(x) > box
+        baseline = float(np.median(y[out])) if out.any() else float(np.median(y))
+        lo, hi = TRAPEZOID_DURATION_RANGE
+        max_days = min(hi * box, MAX_DUTY_CYCLE * period, 2 * half_window)
+        # Parameters: mid-time shift, T14, ingress as a fraction of T14 / 2, depth, baseline.
+        start = [0.0, float(np.clip(1.2 * box, lo * box, max_days)), 0.3, fit.depth, baseline]
+        bounds = ([-0.5 * box, lo * box, 0.0, 0.0, -np.inf], [0.5 * box, max_days, 1.0, np.inf, np.inf])
+        try:
+            result = least_squares(lambda p: trapezoid_flux(instants, *p).mean(axis=1) - y, start, bounds=bounds,
+                                   x_scale=[box, box, 0.3, fit.depth, fit.depth])
+        except ValueError:
+            return fit
+        if not result.success:
+            return fit
+        shift, t14 = float(result.x[0]), float(result.x[1])
+        return replace(fit, t0_days=self.first_transit(fit.t0_days + shift, period), duration_days=t14)
+
     def vet(self, fit: BoxFit) -> tuple[float | None, list[str]]:
         """The odd/even depth ratio (None if either half has no data) and warnings, in words.
 
@@ -301,6 +351,16 @@ class TransitSearch:
             if alt.depth >= 0.5 * fit.depth and alt.snr > HARMONIC_SNR_MARGIN * best_snr:
                 best_name, best_snr, best_period = name, alt.snr, alt.period_days
         return None if best_name is None else (best_name, best_period)
+
+
+def trapezoid_flux(phase_days: np.ndarray, shift_days: float, t14_days: float, ingress_fraction: float,
+                   depth: float, baseline: float) -> np.ndarray:
+    """A trapezoidal transit: ``baseline`` outside T14, ``baseline - depth`` at the flat
+    bottom, linear over the ingress and egress, each ``ingress_fraction * T14 / 2`` long."""
+    half = 0.5 * t14_days
+    ingress = max(ingress_fraction * half, 1e-9)
+    from_edge = half - np.abs(phase_days - shift_days)
+    return baseline - depth * np.clip(from_edge / ingress, 0.0, 1.0)
 
 
 def in_transit(time_days: np.ndarray, period_days: float, t0_days: float, duration_days: float) -> np.ndarray:
@@ -370,7 +430,9 @@ def refine_bin(
     """
     margin = (hi_days / lo_days) ** BIN_MARGIN
     lo_days, hi_days = lo_days / margin, hi_days * margin
-    fit = search.search(lo_days, hi_days) if seed_period_days is None else search.search_near(seed_period_days, SEED_STEPS)
+    box = search.search(lo_days, hi_days) if seed_period_days is None else search.search_near(seed_period_days, SEED_STEPS)
+    # TLS, when used, replaces this: it fits a transit shape, its duration is already T14.
+    fit = search.trapezoid(box)
     notes = []
     if use_tls and standardized:
         # TLS fits a limb-darkened transit to relative flux; standardized flux has none.

@@ -3,7 +3,9 @@
 Rows, top to bottom: the flux as read with the detrending trend; the detrended flux
 with each candidate's transits coloured; the model's probability per period bin (log
 period axis) with the candidates numbered; one phase-folded panel per candidate at its
-refined period, binned points over the cadences, with the fitted box.
+refined period, binned points over the cadences, with the fitted box; under each, the
+candidate's vetting views (:mod:`exoperiod.views`: local, odd, even and secondary), the
+same arrays a vetting model would be given.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from .predict import Prediction  # noqa: E402
 from .refine import HOURS_PER_DAY, Candidate  # noqa: E402
+from .views import candidate_views, earlier_planets_kept, local_bin_centres_durations  # noqa: E402
 
 COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown")
+#: Odd and even transit views: apart from each other and from the candidates' colours.
+ODD_COLOUR, EVEN_COLOUR = "darkorange", "deepskyblue"
 PANELS_PER_ROW = 3
 #: Gaps longer than this break the trend line instead of bridging them, days.
 LINE_GAP_DAYS = 0.5
@@ -71,16 +76,19 @@ def plot_prediction(
 def _figure(prediction: Prediction, known_periods_days: Sequence[float]) -> Figure:
     candidates = prediction.candidates
     candidate_rows = -(-len(candidates) // PANELS_PER_ROW)
-    fig = plt.figure(figsize=(15, 2.6 * 3 + 3.2 * candidate_rows), layout="constrained")
-    grid = fig.add_gridspec(3 + candidate_rows, PANELS_PER_ROW,
-                            height_ratios=[1, 1, 1] + [1.25] * candidate_rows)
+    # Each row of folded candidates has a row of their vetting views below it.
+    fig = plt.figure(figsize=(15, 2.6 * 3 + 5.8 * candidate_rows), layout="constrained")
+    grid = fig.add_gridspec(3 + 2 * candidate_rows, PANELS_PER_ROW,
+                            height_ratios=[1, 1, 1] + [1.25, 1.0] * candidate_rows)
     raw_ax = fig.add_subplot(grid[0, :])
     flat_ax = fig.add_subplot(grid[1, :], sharex=raw_ax)
     _plot_raw(raw_ax, prediction)
     _plot_detrended(flat_ax, prediction)
     _plot_probabilities(fig.add_subplot(grid[2, :]), prediction, known_periods_days)
     for i in range(len(candidates)):
-        _plot_fold(fig.add_subplot(grid[3 + i // PANELS_PER_ROW, i % PANELS_PER_ROW]), prediction, i)
+        row, column = 3 + 2 * (i // PANELS_PER_ROW), i % PANELS_PER_ROW
+        _plot_fold(fig.add_subplot(grid[row, column]), prediction, i)
+        _plot_views(fig.add_subplot(grid[row + 1, column]), prediction, i)
     fig.suptitle(_title(prediction), fontsize=13)
     return fig
 
@@ -211,9 +219,7 @@ def _plot_fold(ax: Axes, prediction: Prediction, index: int) -> None:
     time = np.asarray(detrended.time.value, dtype=float)
     flux = (np.asarray(detrended.flux.value, dtype=float) - 1.0) * scale
     # The planets masked before this candidate was searched would only add dips here.
-    keep = np.ones(len(time), bool)
-    for earlier in prediction.candidates[:candidate.search_pass]:
-        keep &= ~earlier.transit_mask(time, widen=1.5)
+    keep = earlier_planets_kept(prediction, candidate, time)
     period, duration_hours = candidate.period_days, candidate.duration_hours
     phase_hours = ((time - candidate.t0_btjd_or_bkjd + 0.5 * period) % period - 0.5 * period) * HOURS_PER_DAY
     half_width_hours = min(max(3.0 * duration_hours, 6.0), 0.5 * period * HOURS_PER_DAY)
@@ -241,6 +247,35 @@ def _plot_fold(ax: Axes, prediction: Prediction, index: int) -> None:
     if candidate.note:
         ax.text(0.02, 0.03, textwrap.fill(candidate.note, 55), transform=ax.transAxes, fontsize=7.5,
                 va="bottom", bbox={"facecolor": "lightyellow", "alpha": 0.85, "edgecolor": "0.7"})
+
+
+def _plot_views(ax: Axes, prediction: Prediction, index: int) -> None:
+    """The local view with the odd, even and secondary views over it (normalised units)."""
+    views = candidate_views(prediction, index)
+    x = local_bin_centres_durations(views)
+    ax.axhline(0, color="0.8", lw=0.8)
+    ax.axhline(-1, color="0.8", lw=0.8, ls=":")
+    ax.plot(x, views["odd_local_view"], color=ODD_COLOUR, lw=1, label="odd transits")
+    ax.plot(x, views["even_local_view"], color=EVEN_COLOUR, lw=1, label="even transits")
+    ax.plot(x, views["secondary_view"], color="0.45", lw=1, ls="--",
+            label=f"secondary (phase {float(views['secondary_phase']):.2f})")
+    ax.plot(x, views["local_view"], color="k", lw=1.8, label="local view")
+    shown = np.concatenate([views[name] for name in ("local_view", "odd_local_view", "even_local_view",
+                                                     "secondary_view")])
+    ax.set_ylim(min(-1.3, float(np.percentile(shown, 0.5)) - 0.1), max(0.6, float(np.percentile(shown, 99.5)) + 0.1))
+    half = float(views["local_half_width_durations"])
+    ax.set_xlim(-half, half)
+    ax.set_xlabel(f"transit durations from mid-transit (1 = {prediction.candidates[index].duration_hours:.1f} h)")
+    ax.set_ylabel("normalised flux")
+    ax.set_title(f"#{index + 1}  vetting views: local depth -1 = "
+                 f"{_depth_text(prediction, float(views['local_view_scale']))}", fontsize=9, loc="left",
+                 color=_colour(index))
+    ax.legend(loc="lower right", fontsize=7, ncol=2)
+
+
+def _depth_text(prediction: Prediction, relative_depth: float) -> str:
+    scale, unit = _units(prediction)
+    return f"{relative_depth * scale:.0f} {unit}" if unit == "ppm" else f"{relative_depth:.2f} {unit}"
 
 
 def _fold_title(index: int, candidate: Candidate) -> str:
