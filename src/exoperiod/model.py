@@ -16,18 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint import MODEL_FORMAT, ModelLoadError, validate_checkpoint
 from .config import Config, config_from_dict
 from .fold import FoldPeriodogram
 from .grid import PeriodGrid
 from .paths import PACKAGE_DATA
 
-MODEL_FORMAT = "exoperiod-model/1"
 DEFAULT_MODEL_PATH = PACKAGE_DATA / "default_model.pt"
 HARMONICS = (1 / 3, 1 / 2, 2.0, 3.0)
-
-
-class ModelLoadError(ValueError):
-    """A model file that cannot be used; the message is one line."""
 
 
 class _Block(nn.Module):
@@ -160,8 +156,7 @@ class PeriodModel:
             payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises many types for a damaged zip or pickle
             raise ModelLoadError(f"{path}: not a readable model file (truncated, corrupt or not a weights-only checkpoint: {type(err).__name__})") from None
-        if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-            raise ModelLoadError(f"{path}: not an exoperiod model file (format {MODEL_FORMAT} expected)")
+        validate_checkpoint(payload, path)
         config = config_from_dict(payload["config"], str(path))
         if grid is not None and config.grid() != grid:
             raise ModelLoadError(f"{path}: trained on grid {config.grid().to_dict()}, not {grid.to_dict()}")
