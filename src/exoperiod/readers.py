@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import io
 import json
 import os
 import re
@@ -202,9 +201,9 @@ _OTHER_LIGHTKURVE_PRODUCTS = ("QLP", "ELEANOR", "PATHOS", "CDIPS", "TASOC", "EVE
 
 
 def _read_fits(path: Path, flux_column: str) -> _Raw:
-    source, size = _fits_source(path)
+    size = _fits_size(path)
     try:
-        hdul = fits.open(source, memmap=False)
+        hdul = fits.open(path, memmap=False)
     except (OSError, ValueError) as exc:
         raise _BadFile(f"truncated or corrupt FITS file ({_one_line(exc)})") from None
     with hdul:
@@ -234,34 +233,28 @@ def _read_fits(path: Path, flux_column: str) -> _Raw:
     raise _BadFile("not a FITS light curve (no LIGHTCURVE table)")
 
 
-def _fits_source(path: Path) -> tuple[Path | io.BytesIO, int]:
-    """The FITS content to open and its size, after checking the magic bytes and the
-    size cap before anything large is read. A ``.gz`` is decompressed in a stream that
-    stops at :data:`MAX_FITS_BYTES`, so a small gzip bomb costs little memory and time."""
+def _fits_size(path: Path) -> int:
+    """The size of the FITS content, after checking the magic bytes and the size cap
+    before anything large is read. A ``.gz`` is decompressed in a stream that is thrown
+    away and stops at :data:`MAX_FITS_BYTES`, so a small gzip bomb costs neither memory
+    nor much time."""
     gzipped = path.name.lower().endswith(".gz")
-    opener = gzip.open if gzipped else open
     try:
-        with opener(path, "rb") as handle:
+        with (gzip.open if gzipped else open)(path, "rb") as handle:
             if handle.read(6) != b"SIMPLE":
                 raise _BadFile("not a FITS file (does not start with SIMPLE)")
             if not gzipped:
                 size = path.stat().st_size
-                if size > MAX_FITS_BYTES:
-                    raise _BadFile(f"{size / 2**20:.0f} MiB, larger than the {MAX_FITS_BYTES >> 20} MiB "
-                                   "a light-curve file can be")
-                return path, size
-            buffer = io.BytesIO()
-            buffer.write(b"SIMPLE")
-            while chunk := handle.read(1 << 20):
-                buffer.write(chunk)
-                if buffer.tell() > MAX_FITS_BYTES:
-                    raise _BadFile(f"decompresses to more than the {MAX_FITS_BYTES >> 20} MiB "
-                                   "a light-curve file can be")
+            else:
+                size = 6
+                while size <= MAX_FITS_BYTES and (chunk := handle.read(1 << 20)):
+                    size += len(chunk)
     except (EOFError, OSError, zlib.error) as exc:
         raise _BadFile(f"truncated or corrupt gzip file ({_one_line(exc)})") from None
-    size = buffer.tell()
-    buffer.seek(0)
-    return buffer, size
+    if size > MAX_FITS_BYTES:
+        raise _BadFile(f"{'decompresses to' if gzipped else 'holds'} more than the {MAX_FITS_BYTES >> 20} MiB "
+                       "a light-curve file can be")
+    return size
 
 
 def _lightkurve_filetype(hdul: fits.HDUList) -> str | None:
