@@ -27,16 +27,19 @@ KEPLER_LONG_CADENCE_MINUTES = 29.4244
 
 DEFAULT_CONFIG_PATH = PACKAGE_DATA / "config.json"
 
-# Upper bounds that keep memory sane. The model's fold grows with the window length and
-# the number of trial periods: 4,096 cells and the default grid take ~0.5 GB, 8,192 cells
-# ~1.3 GB, 16,384 cells 4.5 GB (measured, 2026-11). A config file and the config inside a
-# model file go through the same bounds.
+# Bounds that keep memory sane. The model's fold grows with the window length and the
+# number of trial periods: 4,096 cells and the default grid take ~0.5 GB, 8,192 cells
+# ~1.3 GB, 16,384 cells 4.5 GB; 1,000 bins over 0.2-1,000 d ~0.8 GB (measured, 2026-11).
+# A config file and the config inside a model file go through the same bounds.
 MAX_LIGHTCURVE_LENGTH = 8192
 MAX_PERIOD_BINS = 1000
 MIN_PERIOD_DAYS = 0.2
 MAX_PERIOD_DAYS = 1000.0
-#: 15 s to one day: TESS's fastest cadence (20 s) to daily ground-based points.
-CADENCE_MINUTES_RANGE = (0.25, 1440.0)
+#: One minute to one day. The model grid spans a light curve's whole time span (at most
+#: 30 years, see :data:`exoperiod.readers.MAX_TIME_SPAN_DAYS`): at one minute that is 16
+#: million cells, ~0.15 GB to preprocess; at 15 s it was 0.55 GB (measured). Shorter
+#: cadences in a file (TESS's 20 s) are binned to the grid anyway.
+CADENCE_MINUTES_RANGE = (1.0, 1440.0)
 #: Stars per dataset and planets per synthetic star.
 MAX_SAMPLE_COUNT = 1_000_000
 MAX_PLANETS_PER_STAR = 10
@@ -187,7 +190,7 @@ def load_config(path: str | Path | None = None) -> Config:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB, not a config file")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8-sig"))  # -sig: editors that write a BOM
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
     except json.JSONDecodeError as err:

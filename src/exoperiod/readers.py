@@ -51,8 +51,9 @@ _SEGMENT_KEYS = ("QUARTER", "CAMPAIGN", "SECTOR")
 _MAX_SEGMENT_DAYS = {"Kepler": 110.0, "K2": 110.0, "TESS": 40.0}
 # EPIC numbers start at 200,000,000; KIC numbers stay below 20 million.
 _FIRST_EPIC = 200_000_000
-#: Largest FITS light curve read (after decompression), bytes. A stitched Kepler
-#: Q0-Q17 light curve is ~60 MB; the cap keeps a rejected file below ~0.5 GB of memory.
+#: Largest FITS light curve read (after decompression), bytes: ~80 times the largest
+#: file in ../shared/data (3.4 MB; a stitched Kepler Q0-Q17 is 2.9 MB). An accepted file
+#: costs about its size in memory; a rejected one is never held in memory at all.
 MAX_FITS_BYTES = 256 << 20
 #: Longest time span of a light curve, days (30 years; Kepler to TESS is ~17). A longer
 #: span is a wrong time unit or a stray value, and would size the time grid absurdly.
@@ -250,6 +251,8 @@ def _fits_size(path: Path) -> int:
                 while size <= MAX_FITS_BYTES and (chunk := handle.read(1 << 20)):
                     size += len(chunk)
     except (EOFError, OSError, zlib.error) as exc:
+        if not gzipped:
+            raise  # unreadable (permissions, I/O error): read_lightcurve says so
         raise _BadFile(f"truncated or corrupt gzip file ({_one_line(exc)})") from None
     if size > MAX_FITS_BYTES:
         raise _BadFile(f"{'decompresses to' if gzipped else 'holds'} more than the {MAX_FITS_BYTES >> 20} MiB "
