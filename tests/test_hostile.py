@@ -360,19 +360,27 @@ def test_a_second_build_into_the_same_folder_is_refused(tmp_path):
 
 
 @pytest.fixture()
-def full_disk(tmp_path):
-    """A 1 MiB tmpfs (needs root and a kernel that lets this process mount)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill: {done.stderr.decode().strip() or done.returncode}")
+def tmpfs(tmp_path):
+    """``tmpfs(options)``: a fresh tmpfs mounted with those options (needs root and a
+    kernel that lets this process mount); unmounted after the test."""
+    mounted = []
+
+    def mount(options: str) -> Path:
+        point = tmp_path / f"mount{len(mounted)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip() or done.returncode}")
+        mounted.append(point)
+        return point
+
     yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+    for point in mounted:
+        subprocess.run(["umount", str(point)], check=True)
 
 
-def test_a_full_disk_is_one_line_and_leaves_no_table(tmp_path, full_disk):
-    out = full_disk / "data"
+def test_a_full_disk_is_one_line_and_leaves_no_table(tmp_path, tmpfs):
+    out = tmpfs("size=1m") / "data"
     result = _build(tmp_path, output_root=str(out), negative_sample_count=100)
     assert result.exit_code == 2
     assert one_error_line(result).endswith("cannot write the negative dataset (No space left on device)")
@@ -381,6 +389,13 @@ def test_a_full_disk_is_one_line_and_leaves_no_table(tmp_path, full_disk):
     assert not list(folder.glob("*.tmp*"))
     # Samples that were finished are journaled: a rerun with room would resume from them.
     assert (folder / "journal.jsonl").read_text().count("\n") >= 1
+
+
+def test_a_read_only_output_is_one_line(tmp_path, tmpfs):
+    out = tmpfs("size=1m,ro") / "data"
+    result = _build(tmp_path, output_root=str(out))
+    assert result.exit_code == 2
+    assert one_error_line(result) == f"error: {out}: cannot write the negative dataset (Read-only file system)"
 
 
 def test_killed_build_leaves_no_worker_behind(tmp_path):
