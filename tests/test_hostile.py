@@ -380,15 +380,22 @@ def tmpfs(tmp_path):
 
 
 def test_a_full_disk_is_one_line_and_leaves_no_table(tmp_path, tmpfs):
-    out = tmpfs("size=1m") / "data"
+    disk = tmpfs("size=1m")
+    out = disk / "data"
     result = _build(tmp_path, output_root=str(out), negative_sample_count=100)
     assert result.exit_code == 2
     assert one_error_line(result).endswith("cannot write the negative dataset (No space left on device)")
     folder = out / "negative"
     assert not (folder / "metadata.csv").exists() and not (folder / "metadata.parquet").exists()
     assert not list(folder.glob("*.tmp*"))
-    # Samples that were finished are journaled: a rerun with room would resume from them.
-    assert (folder / "journal.jsonl").read_text().count("\n") >= 1
+    assert (folder / "journal.jsonl").read_text().startswith('{"index": 0,')
+    first = (folder / "neg-000000-w0.npz").stat().st_mtime_ns
+    # With room again, the rerun keeps the journaled stars and finishes the others.
+    subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+    result = _build(tmp_path, output_root=str(out), negative_sample_count=100)
+    assert result.exit_code == 0, result.stderr
+    assert (folder / "neg-000000-w0.npz").stat().st_mtime_ns == first
+    assert len((folder / "metadata.csv").read_text().splitlines()) == 101
 
 
 def test_a_read_only_output_is_one_line(tmp_path, tmpfs):
