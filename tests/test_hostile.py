@@ -429,6 +429,12 @@ def test_killed_build_leaves_no_worker_behind(tmp_path):
     assert not alive, [p.cmdline() for p in alive]
 
 
+def test_evaluating_a_missing_dataset_is_one_line(tmp_path):
+    result = runner.invoke(app, ["evaluate", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 2
+    assert one_error_line(result) == f"error: {tmp_path / 'nothing'}: no samples in split 'test'"
+
+
 def test_os_errors_name_the_path_and_the_cause():
     full = OSError(28, "No space left on device", "data/negative/neg-000001-w0.npz")
     assert one_line(full) == "data/negative/neg-000001-w0.npz: No space left on device"

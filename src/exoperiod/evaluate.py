@@ -43,7 +43,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from .config import Config
+from .config import Config, ConfigError
+from .datasets.store import DatasetError
 from .grid import PeriodGrid
 from .model import PeriodModel
 from .refine import HARMONICS
@@ -387,20 +388,22 @@ def evaluate_model(
 
     Raises
     ------
-    ValueError
-        The config does not match the model, or the split has no samples.
+    ConfigError
+        The config does not match the model.
+    DatasetError
+        The split has no samples, or the tables and sample files disagree.
     """
     if config.grid() != model.grid or config.lightcurve_length != model.config.lightcurve_length:
-        raise ValueError(f"the data's grid/window ({config.grid().to_dict()}, {config.lightcurve_length} cells) "
+        raise ConfigError(f"the data's grid/window ({config.grid().to_dict()}, {config.lightcurve_length} cells) "
                          f"differ from the model's ({model.grid.to_dict()}, {model.config.lightcurve_length})")
     root = Path(data_root)
     if progress:
         progress("load", 0, 1)
     data, planets = load_split(root, config, split), split_planets(root, config, split)
     if not len(data):
-        raise ValueError(f"{root}: no samples in split {split!r}")
+        raise DatasetError(f"{root}: no samples in split {split!r}")
     if [s.kind for s in planets] != list(data.kind):
-        raise ValueError(f"{root}: metadata and sample files disagree; rebuild the datasets")
+        raise DatasetError(f"{root}: metadata and sample files disagree; rebuild the datasets")
     if progress:
         progress("load", 1, 1)
 
