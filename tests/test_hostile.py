@@ -25,6 +25,7 @@ from astropy.io import fits
 from filelock import FileLock
 from typer.testing import CliRunner
 
+from exoperiod.checkpoint import save_checkpoint
 from exoperiod.cli import app
 from exoperiod.config import MAX_LIGHTCURVE_LENGTH
 from exoperiod.errors import one_line
@@ -396,6 +397,15 @@ def test_a_full_disk_is_one_line_and_leaves_no_table(tmp_path, tmpfs):
     assert result.exit_code == 0, result.stderr
     assert (folder / "neg-000000-w0.npz").stat().st_mtime_ns == first
     assert len((folder / "metadata.csv").read_text().splitlines()) == 101
+
+
+def test_a_model_file_on_a_full_disk_names_the_file_and_leaves_nothing(tmpfs):
+    # torch's own writer says "RuntimeError: unexpected pos" and keeps the partial file.
+    path = tmpfs("size=64k") / "model.pt"
+    with pytest.raises(OSError) as err:
+        save_checkpoint({"weights": torch.zeros(100_000)}, path)
+    assert one_line(err.value) == f"{path}: No space left on device"
+    assert not list(path.parent.iterdir())
 
 
 def test_a_read_only_output_is_one_line(tmp_path, tmpfs):

@@ -11,7 +11,9 @@ reports missing, unexpected and misshapen weights itself.
 
 from __future__ import annotations
 
+import io
 import os
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
@@ -69,6 +71,31 @@ def validate_checkpoint(payload: Any, path: str | os.PathLike) -> None:
             f"{path}: damaged model file: prior_logit must be {config.grid().bins} finite numbers, "
             f"got {prior.dtype} of shape {tuple(prior.shape)}"
         )
+
+
+def save_checkpoint(payload: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """``torch.save`` to ``path`` atomically, with errors a user can act on.
+
+    The payload is serialised in memory (model files are small) and written with plain
+    file I/O under a temporary name, then renamed: torch's own writer reports a full disk
+    as ``RuntimeError: unexpected pos``, and leaves the partial file behind.
+
+    Raises
+    ------
+    OSError
+        The file cannot be written; ``filename`` is ``path``. No temporary file is left.
+    """
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    tmp = path.with_name(f"{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(buffer.getbuffer())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, err.strerror, str(path)) from None
 
 
 def _check_weights(state_dict: Mapping[Any, Any], path: str | os.PathLike) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import MODEL_FORMAT, ModelLoadError, validate_checkpoint
+from .checkpoint import MODEL_FORMAT, ModelLoadError, save_checkpoint, validate_checkpoint
 from .config import Config, config_from_dict
 from .fold import FoldPeriodogram
 from .grid import PeriodGrid
@@ -130,9 +130,7 @@ class PeriodModel:
             "prior_logit": torch.as_tensor(self.prior_logit),
             "card": self.card,
         }
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(path)
+        save_checkpoint(payload, path)
 
     @classmethod
     def load(cls, path: str | Path | None = None, grid: PeriodGrid | None = None) -> "PeriodModel":
