@@ -30,7 +30,7 @@ from exoperiod.cli import app
 from exoperiod.config import MAX_LIGHTCURVE_LENGTH
 from exoperiod.errors import one_line
 from exoperiod.model import DEFAULT_MODEL_PATH
-from exoperiod.readers import MAX_FITS_BYTES, LightCurveReadError, read_lightcurve
+from exoperiod.readers import MAX_FILE_BYTES, LightCurveReadError, read_lightcurve
 
 runner = CliRunner()
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -92,7 +92,7 @@ def _gzip_bomb(path: Path) -> None:
     zeros = bytes(1 << 20)
     with gzip.open(path, "wb", compresslevel=1) as handle:
         handle.write(b"SIMPLE  =                    T".ljust(80))
-        for _ in range((MAX_FITS_BYTES >> 20) + 8):
+        for _ in range((MAX_FILE_BYTES >> 20) + 8):
             handle.write(zeros)
 
 
@@ -118,7 +118,9 @@ LIGHTCURVE_CASES = [
     pytest.param("stray.csv", _stray_time, "time spans 1e+09 days, more than the 30 years", id="stray-time"),
     pytest.param("seconds.csv", _seconds, "time not in days", id="time-in-seconds"),
     pytest.param("bomb.fits.gz", _gzip_bomb, "decompresses to more than the 256 MiB", id="gzip-bomb"),
-    pytest.param("sparse.fits", _sparse_2gib, "holds more than the 256 MiB", id="sparse-2gib"),
+    pytest.param("sparse.fits", _sparse_2gib, "2048 MiB, more than the 256 MiB", id="sparse-2gib-fits"),
+    pytest.param("sparse.csv", _sparse_2gib, "2048 MiB, more than the 256 MiB", id="sparse-2gib-csv"),
+    pytest.param("sparse.json", _sparse_2gib, "2048 MiB, more than the 256 MiB", id="sparse-2gib-json"),
     pytest.param("plain.fits.gz", _not_gzip, "truncated or corrupt gzip file", id="not-gzip"),
     pytest.param("latin1.csv", _latin1, "not a readable text table", id="not-utf8"),
     pytest.param("line\nbreak.csv", _constant, "flux is constant", id="newline-in-name"),
@@ -146,7 +148,8 @@ def test_a_pattern_matching_nothing_says_so(tmp_path):
 
 @pytest.mark.parametrize(("name", "write"), [
     pytest.param("bomb.fits.gz", _gzip_bomb, id="gzip-bomb"),
-    pytest.param("sparse.fits", _sparse_2gib, id="sparse-2gib"),
+    pytest.param("sparse.fits", _sparse_2gib, id="sparse-2gib-fits"),
+    pytest.param("sparse.json", _sparse_2gib, id="sparse-2gib-json"),
     pytest.param("stray.csv", _stray_time, id="stray-time"),
 ])
 def test_rejecting_a_bomb_costs_little_memory(tmp_path, name, write):

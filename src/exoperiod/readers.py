@@ -51,10 +51,11 @@ _SEGMENT_KEYS = ("QUARTER", "CAMPAIGN", "SECTOR")
 _MAX_SEGMENT_DAYS = {"Kepler": 110.0, "K2": 110.0, "TESS": 40.0}
 # EPIC numbers start at 200,000,000; KIC numbers stay below 20 million.
 _FIRST_EPIC = 200_000_000
-#: Largest FITS light curve read (after decompression), bytes: ~80 times the largest
-#: file in ../shared/data (3.4 MB; a stitched Kepler Q0-Q17 is 2.9 MB). An accepted file
-#: costs about its size in memory; a rejected one is never held in memory at all.
-MAX_FITS_BYTES = 256 << 20
+#: Largest light-curve file read (a ``.fits.gz`` after decompression), bytes: ~80 times
+#: the largest file in ../shared/data (3.4 MB; a stitched Kepler Q0-Q17 is 2.9 MB). An
+#: accepted file costs about its size in memory (more for JSON); a larger one is refused
+#: before it is read.
+MAX_FILE_BYTES = 256 << 20
 #: Longest time span of a light curve, days (30 years; Kepler to TESS is ~17). A longer
 #: span is a wrong time unit or a stray value, and would size the time grid absurdly.
 MAX_TIME_SPAN_DAYS = 30 * 365.25
@@ -175,8 +176,11 @@ def _reader_for(path: Path) -> Callable[[Path, str], _Raw]:
         raise _BadFile("no file matches this pattern" if glob.has_magic(str(path)) else "file not found")
     if not path.is_file():
         raise _BadFile("not a regular file")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise _BadFile("empty file")
+    if size > MAX_FILE_BYTES:
+        raise _BadFile(f"{size / 2**20:.0f} MiB, more than the {MAX_FILE_BYTES >> 20} MiB a light-curve file can be")
     name = path.name.lower()
     for suffixes, reader in _READERS:
         if name.endswith(suffixes):
@@ -235,10 +239,10 @@ def _read_fits(path: Path, flux_column: str) -> _Raw:
 
 
 def _fits_size(path: Path) -> int:
-    """The size of the FITS content, after checking the magic bytes and the size cap
-    before anything large is read. A ``.gz`` is decompressed in a stream that is thrown
-    away and stops at :data:`MAX_FITS_BYTES`, so a small gzip bomb costs neither memory
-    nor much time."""
+    """The size of the FITS content, after checking the magic bytes (and, for a ``.gz``,
+    the size cap) before anything large is read. A ``.gz`` is decompressed in a stream
+    that is thrown away and stops at :data:`MAX_FILE_BYTES`, so a small gzip bomb costs
+    neither memory nor much time."""
     gzipped = path.name.lower().endswith(".gz")
     try:
         with (gzip.open if gzipped else open)(path, "rb") as handle:
@@ -248,15 +252,14 @@ def _fits_size(path: Path) -> int:
                 size = path.stat().st_size
             else:
                 size = 6
-                while size <= MAX_FITS_BYTES and (chunk := handle.read(1 << 20)):
+                while size <= MAX_FILE_BYTES and (chunk := handle.read(1 << 20)):
                     size += len(chunk)
     except (EOFError, OSError, zlib.error) as exc:
         if not gzipped:
             raise  # unreadable (permissions, I/O error): read_lightcurve says so
         raise _BadFile(f"truncated or corrupt gzip file ({_one_line(exc)})") from None
-    if size > MAX_FITS_BYTES:
-        raise _BadFile(f"{'decompresses to' if gzipped else 'holds'} more than the {MAX_FITS_BYTES >> 20} MiB "
-                       "a light-curve file can be")
+    if size > MAX_FILE_BYTES:
+        raise _BadFile(f"decompresses to more than the {MAX_FILE_BYTES >> 20} MiB a light-curve file can be")
     return size
 
 
