@@ -10,30 +10,29 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from .errors import one_line, user_errors
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Periods of transiting exoplanets from Kepler, K2 and TESS light curves.")
-console = Console(stderr=True)
-
-# Errors a user can cause: shown as one line, never as a traceback.
-def _user_errors() -> tuple[type[Exception], ...]:
-    from .config import ConfigError
-    from .model import ModelLoadError
-    from .preprocess import PreprocessError
-    from .readers import LightCurveReadError
-    from .train import TrainError
-
-    return ConfigError, ModelLoadError, PreprocessError, LightCurveReadError, TrainError, FileNotFoundError
+# soft_wrap: a line printed to a log or a pipe (80 columns) is not broken in two.
+console = Console(stderr=True, soft_wrap=True)
 
 
-def _fail(err: Exception) -> None:
-    console.print(f"[red]error:[/red] {err}", highlight=False)
+_user_errors = user_errors
+
+
+def _fail(err: BaseException | str) -> None:
+    typer.echo(f"{typer.style('error:', fg='red')} {one_line(err)}", err=True)
     raise typer.Exit(2)
 
 
 def _progress() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=console, transient=False)
+                    console=console, transient=False,
+                    # A log or a pipe gets the outcome, not a redrawn bar (nor, on failure, a
+                    # bar above the one error line).
+                    disable=not console.is_terminal)
 
 
 def _config(path: Optional[Path]):
@@ -163,7 +162,7 @@ def predict(
         _fail(FileNotFoundError(f"no light-curve files found in {' '.join(paths)}"))
     for p in predictions:
         if p.error:
-            console.print(f"[red]{p.error}[/red]", highlight=False)
+            typer.echo(typer.style(one_line(p.error), fg="red"), err=True)
         else:
             best = ", ".join(f"{c.period_days:.4f} d (p={c.probability:.2f}, SNR {c.snr:.1f})"
                              if c.snr is not None else f"{c.period_days:.4f} d (p={c.probability:.2f})"

@@ -27,19 +27,39 @@ KEPLER_LONG_CADENCE_MINUTES = 29.4244
 
 DEFAULT_CONFIG_PATH = PACKAGE_DATA / "config.json"
 
+# Bounds that keep memory sane. The model's fold grows with the window length and the
+# number of trial periods: 4,096 cells and the default grid take ~0.5 GB, 8,192 cells
+# ~1.3 GB, 16,384 cells 4.5 GB; 1,000 bins over 0.2-1,000 d ~0.8 GB (measured, 2026-11).
+# A config file and the config inside a model file go through the same bounds.
+MAX_LIGHTCURVE_LENGTH = 8192
+MAX_PERIOD_BINS = 1000
+MIN_PERIOD_DAYS = 0.2
+MAX_PERIOD_DAYS = 1000.0
+#: One minute to one day. The model grid spans a light curve's whole time span (at most
+#: 30 years, see :data:`exoperiod.readers.MAX_TIME_SPAN_DAYS`): at one minute that is 16
+#: million cells, ~0.15 GB to preprocess; at 15 s it was 0.55 GB (measured). Shorter
+#: cadences in a file (TESS's 20 s) are binned to the grid anyway.
+CADENCE_MINUTES_RANGE = (1.0, 1440.0)
+#: Stars per dataset and planets per synthetic star.
+MAX_SAMPLE_COUNT = 1_000_000
+MAX_PLANETS_PER_STAR = 10
+#: A config file is a few hundred bytes; anything this large is not one.
+MAX_CONFIG_BYTES = 1 << 20
+
 
 class ConfigError(ValueError):
     """A configuration file that cannot be used; the message is one line."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # allow_inf_nan: JSON's Infinity, NaN and 1e999 are never a usable setting.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False)
 
 
 class PeriodDistribution(_Strict):
-    min: float = Field(1.0, gt=0, description="Shortest period of the grid, days.")
-    max: float = Field(40.0, gt=0, description="Longest period of the grid, days.")
-    bins: int = Field(100, ge=2, description="Number of period bins.")
+    min: float = Field(1.0, ge=MIN_PERIOD_DAYS, description="Shortest period of the grid, days.")
+    max: float = Field(40.0, gt=0, le=MAX_PERIOD_DAYS, description="Longest period of the grid, days.")
+    bins: int = Field(100, ge=2, le=MAX_PERIOD_BINS, description="Number of period bins.")
     spacing: Literal["log", "linear"] = "log"
 
     @model_validator(mode="after")
@@ -89,10 +109,10 @@ class Config(_Strict):
     koi_table: str | None = Field(
         None, description="Local KOI cumulative CSV; None downloads it from the archive."
     )
-    positive_sample_count: int = Field(100, ge=0)
-    negative_sample_count: int = Field(100, ge=0)
-    synthetic_samples_count: int = Field(1000, ge=0)
-    planets_per_synthetic_star: int = Field(2, ge=1)
+    positive_sample_count: int = Field(100, ge=0, le=MAX_SAMPLE_COUNT)
+    negative_sample_count: int = Field(100, ge=0, le=MAX_SAMPLE_COUNT)
+    synthetic_samples_count: int = Field(1000, ge=0, le=MAX_SAMPLE_COUNT)
+    planets_per_synthetic_star: int = Field(2, ge=1, le=MAX_PLANETS_PER_STAR)
     period_filter: float = Field(40.0, gt=0, description="Positives keep planets with P below this, days.")
     valid_lightcurve_length_threshold: float = Field(
         0.5,
@@ -104,16 +124,18 @@ class Config(_Strict):
         description="Smallest fraction of a window's cadences that must hold valid flux.",
     )
     distribution_params: DistributionParams = DistributionParams()
-    lightcurve_length: int = Field(4096, ge=64, description="Cadences per model window.")
+    lightcurve_length: int = Field(4096, ge=64, le=MAX_LIGHTCURVE_LENGTH, description="Cadences per model window.")
     min_lightcurve_length: int = Field(
         1000, ge=1, description="Fewest valid cadences a light curve needs to be used."
     )
-    cadence_minutes: float = Field(KEPLER_LONG_CADENCE_MINUTES, gt=0)
+    cadence_minutes: float = Field(
+        KEPLER_LONG_CADENCE_MINUTES, ge=CADENCE_MINUTES_RANGE[0], le=CADENCE_MINUTES_RANGE[1]
+    )
     detrend_window_days: float = Field(
         1.75, gt=0, description="wotan biweight window; 3x the longest transit kept (13 h)."
     )
     flux_column: Literal["pdcsap", "sap"] = "pdcsap"
-    seed: int = 42
+    seed: int = Field(42, ge=0, description="numpy seeds are non-negative.")
     output_root: str = "data"
     positive: str = "positive"
     negative: str = "negative"
@@ -174,11 +196,24 @@ def load_config(path: str | Path | None = None) -> Config:
     """Load a JSON configuration file (the packaged default when ``path`` is None)."""
     path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     try:
-        data = json.loads(path.read_text())
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a directory, not a config file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB, not a config file")
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))  # -sig: editors that write a BOM
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid JSON (nested too deeply)") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a JSON object")
     return config_from_dict(data, str(path))

@@ -45,7 +45,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from .config import Config
+from .config import Config, ConfigError
+from .datasets.store import DatasetError
 from .grid import PeriodGrid
 from .model import PeriodModel
 from .refine import HARMONICS
@@ -408,20 +409,22 @@ def evaluate_model(
 
     Raises
     ------
-    ValueError
-        The config does not match the model, or the split has no samples.
+    ConfigError
+        The config does not match the model.
+    DatasetError
+        The split has no samples, or the tables and sample files disagree.
     """
     if config.grid() != model.grid or config.cadence_minutes != model.config.cadence_minutes:
-        raise ValueError(f"the data's grid/cadence ({config.grid().to_dict()}, {config.cadence_minutes} min) "
-                         f"differ from the model's ({model.grid.to_dict()}, {model.config.cadence_minutes} min)")
+        raise ConfigError(f"the data's grid/cadence ({config.grid().to_dict()}, {config.cadence_minutes} min) "
+                          f"differ from the model's ({model.grid.to_dict()}, {model.config.cadence_minutes} min)")
     root = Path(data_root)
     if progress:
         progress("load", 0, 1)
     data, planets = load_split(root, config, split, model), split_planets(root, config, split)
     if not len(data):
-        raise ValueError(f"{root}: no samples in split {split!r}")
+        raise DatasetError(f"{root}: no samples in split {split!r}")
     if [s.kind for s in planets] != list(data.kind):
-        raise ValueError(f"{root}: metadata and sample files disagree; rebuild the datasets")
+        raise DatasetError(f"{root}: metadata and sample files disagree; rebuild the datasets")
     if progress:
         progress("load", 1, 1)
 

@@ -14,7 +14,6 @@ training sample and cached.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint import MODEL_FORMAT, ModelLoadError, save_checkpoint, validate_checkpoint
 from .coherent import CoherentFold, FoldResult, typical_duration_days
 from .config import Config, config_from_dict
 from .grid import PeriodGrid
 from .paths import PACKAGE_DATA
 
-MODEL_FORMAT = "exoperiod-model/2"
 DEFAULT_MODEL_PATH = PACKAGE_DATA / "default_model.pt"
 HARMONICS = (1 / 3, 1 / 2, 2.0, 3.0)
 #: SNRs enter the scorer as asinh(snr / FEATURE_SNR_SCALE): linear around the detection
@@ -37,10 +36,6 @@ HARMONICS = (1 / 3, 1 / 2, 2.0, 3.0)
 FEATURE_SNR_SCALE = 4.0
 FEATURE_NAMES = ("peak", "peak_minus_median", "peak_minus_top", "at_P/3", "at_P/2", "at_2P", "at_3P",
                  "log_transits", "log_valid_quarters", "log_box_over_typical")
-
-
-class ModelLoadError(ValueError):
-    """A model file that cannot be used; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -179,9 +174,7 @@ class PeriodModel:
             "temperature": torch.tensor(self.temperature),
             "card": self.card,
         }
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(path)
+        save_checkpoint(payload, path)
 
     @classmethod
     def load(cls, path: str | Path | None = None, grid: PeriodGrid | None = None) -> "PeriodModel":
@@ -205,15 +198,11 @@ class PeriodModel:
             payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises many types for a damaged zip or pickle
             raise ModelLoadError(f"{path}: not a readable model file (truncated, corrupt or not a weights-only checkpoint: {type(err).__name__})") from None
-        if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-            raise ModelLoadError(f"{path}: not an exoperiod model file (format {MODEL_FORMAT} expected)")
+        validate_checkpoint(payload, path)
         config = config_from_dict(payload["config"], str(path))
         if grid is not None and config.grid() != grid:
             raise ModelLoadError(f"{path}: trained on grid {config.grid().to_dict()}, not {grid.to_dict()}")
-        temperature = float(payload.get("temperature", torch.tensor(1.0)))
-        if not math.isfinite(temperature) or temperature <= 0:
-            raise ModelLoadError(f"{path}: temperature {temperature} is not a positive number")
-        model = cls(config, card=payload.get("card", {}), temperature=temperature)
+        model = cls(config, card=payload.get("card", {}), temperature=float(payload["temperature"]))
         try:
             model.net.load_state_dict(payload["state_dict"])
         except (RuntimeError, KeyError) as err:

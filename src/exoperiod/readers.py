@@ -13,8 +13,8 @@ quality bitmask applied, flux divided by its median, time in the mission's own d
 
 from __future__ import annotations
 
+import glob
 import gzip
-import io
 import json
 import os
 import re
@@ -51,6 +51,14 @@ _SEGMENT_KEYS = ("QUARTER", "CAMPAIGN", "SECTOR")
 _MAX_SEGMENT_DAYS = {"Kepler": 110.0, "K2": 110.0, "TESS": 40.0}
 # EPIC numbers start at 200,000,000; KIC numbers stay below 20 million.
 _FIRST_EPIC = 200_000_000
+#: Largest light-curve file read (a ``.fits.gz`` after decompression), bytes: ~80 times
+#: the largest file in ../shared/data (3.4 MB; a stitched Kepler Q0-Q17 is 2.9 MB). An
+#: accepted file costs about its size in memory (more for JSON); a larger one is refused
+#: before it is read.
+MAX_FILE_BYTES = 256 << 20
+#: Longest time span of a light curve, days (30 years; Kepler to TESS is ~17). A longer
+#: span is a wrong time unit or a stray value, and would size the time grid absurdly.
+MAX_TIME_SPAN_DAYS = 30 * 365.25
 
 _NAME_IDS = (
     (re.compile(r"kplr(\d{9})", re.I), "Kepler"),
@@ -165,11 +173,14 @@ def read_lightcurve(
 
 def _reader_for(path: Path) -> Callable[[Path, str], _Raw]:
     if not path.exists():
-        raise _BadFile("file not found")
+        raise _BadFile("no file matches this pattern" if glob.has_magic(str(path)) else "file not found")
     if not path.is_file():
         raise _BadFile("not a regular file")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise _BadFile("empty file")
+    if size > MAX_FILE_BYTES:
+        raise _BadFile(f"{size / 2**20:.0f} MiB, more than the {MAX_FILE_BYTES >> 20} MiB a light-curve file can be")
     name = path.name.lower()
     for suffixes, reader in _READERS:
         if name.endswith(suffixes):
@@ -195,29 +206,20 @@ _OTHER_LIGHTKURVE_PRODUCTS = ("QLP", "ELEANOR", "PATHOS", "CDIPS", "TASOC", "EVE
 
 
 def _read_fits(path: Path, flux_column: str) -> _Raw:
-    data = path.read_bytes()
-    if path.name.lower().endswith(".gz"):
-        try:
-            data = gzip.decompress(data)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise _BadFile(f"truncated or corrupt gzip file ({_one_line(exc)})") from None
-    if data[:6] != b"SIMPLE":
-        raise _BadFile("not a FITS file (does not start with SIMPLE)")
+    size = _fits_size(path)
     try:
-        hdul = fits.open(io.BytesIO(data))
+        hdul = fits.open(path, memmap=False)
     except (OSError, ValueError) as exc:
         raise _BadFile(f"truncated or corrupt FITS file ({_one_line(exc)})") from None
     with hdul:
         # astropy opens a truncated file without complaint and fails (or pads) only when
         # the data is read: compare the size the headers describe with the real one.
         # len() parses every header; HDU.fileinfo, not HDUList.fileinfo, which
-        # re-serialises every header.
+        # re-serialises every header. Bytes after the last HDU are ignored, as by astropy.
         last = hdul[len(hdul) - 1].fileinfo()
         expected = last["datLoc"] + last["datSpan"]
-        if expected != len(data):
-            raise _BadFile(
-                f"truncated or corrupt FITS file ({len(data)} bytes, the headers describe {expected})"
-            )
+        if expected > size:
+            raise _BadFile(f"truncated or corrupt FITS file ({size} bytes, the headers describe {expected})")
         names = [hdu.name.upper() for hdu in hdul]
         header = hdul[0].header
         if "K2SC" in names or "k2sc" in str(header.get("CREATOR", "")).lower():
@@ -234,6 +236,31 @@ def _read_fits(path: Path, flux_column: str) -> _Raw:
         lc = lk.read(str(path))
         return _from_lightkurve(lc, str(lc.meta.get("FLUX_ORIGIN") or "flux"))
     raise _BadFile("not a FITS light curve (no LIGHTCURVE table)")
+
+
+def _fits_size(path: Path) -> int:
+    """The size of the FITS content, after checking the magic bytes (and, for a ``.gz``,
+    the size cap) before anything large is read. A ``.gz`` is decompressed in a stream
+    that is thrown away and stops at :data:`MAX_FILE_BYTES`, so a small gzip bomb costs
+    neither memory nor much time."""
+    gzipped = path.name.lower().endswith(".gz")
+    try:
+        with (gzip.open if gzipped else open)(path, "rb") as handle:
+            if handle.read(6) != b"SIMPLE":
+                raise _BadFile("not a FITS file (does not start with SIMPLE)")
+            if not gzipped:
+                size = path.stat().st_size
+            else:
+                size = 6
+                while size <= MAX_FILE_BYTES and (chunk := handle.read(1 << 20)):
+                    size += len(chunk)
+    except (EOFError, OSError, zlib.error) as exc:
+        if not gzipped:
+            raise  # unreadable (permissions, I/O error): read_lightcurve says so
+        raise _BadFile(f"truncated or corrupt gzip file ({_one_line(exc)})") from None
+    if size > MAX_FILE_BYTES:
+        raise _BadFile(f"decompresses to more than the {MAX_FILE_BYTES >> 20} MiB a light-curve file can be")
+    return size
 
 
 def _lightkurve_filetype(hdul: fits.HDUList) -> str | None:
@@ -260,7 +287,9 @@ def _read_lightcurve_extension(path: Path, hdul: fits.HDUList, flux_column: str)
     # any, are raw copies); SPOC files have no FLUX column.
     column = "flux" if "flux" in names else f"{flux_column}_flux"
     if column not in names:
-        raise _BadFile(f"no {column.upper()} column in the LIGHTCURVE table")
+        other = "sap" if flux_column == "pdcsap" else "pdcsap"
+        hint = f" (it has {other.upper()}_FLUX: use --flux {other})" if f"{other}_flux" in names else ""
+        raise _BadFile(f"no {column.upper()} column in the LIGHTCURVE table{hint}")
     header = hdul[0].header
     telescope = str(header.get("TELESCOP") or header.get("MISSION") or "").strip().lower()
     time_unit = str(table_header.get(f"TUNIT{names['time']}", "")).strip().lower()
@@ -533,6 +562,7 @@ def _finish(path: Path, raw: _Raw, quality_bitmask: str | int) -> lk.LightCurve:
     if flux_err.shape != flux.shape or quality.shape != flux.shape:
         raise _BadFile("flux_err or quality differs in length from flux")
     keep = np.isfinite(time_days)
+    _check_time(time_days[keep])
     had_flux = bool(np.isfinite(flux[keep]).any())
     if quality_bitmask != "none" and quality.any():
         flags = TessQualityFlags if mission == "TESS" else KeplerQualityFlags
@@ -547,6 +577,10 @@ def _finish(path: Path, raw: _Raw, quality_bitmask: str | int) -> lk.LightCurve:
             f"no finite flux values left after the quality mask ({quality_bitmask!r})"
             if had_flux else "no finite flux values"
         )
+    if finite.sum() < 2:
+        raise _BadFile("only one cadence with finite time and flux; a light curve needs many")
+    if np.ptp(flux[finite]) == 0:
+        raise _BadFile(f"flux is constant ({flux[finite][0]:.6g} at every cadence): nothing to search")
     flux, flux_err, standardized = _normalise(flux, flux_err, finite)
 
     if not isinstance(time, Time):
@@ -572,6 +606,18 @@ def _finish(path: Path, raw: _Raw, quality_bitmask: str | int) -> lk.LightCurve:
         SYNTHETIC_TIME=raw.synthetic_time,
     )
     return lk.LightCurve(time=time, flux=flux, flux_err=flux_err, quality=quality, meta=meta)
+
+
+def _check_time(time_days: np.ndarray) -> None:
+    """Refuse a time column no light curve has, before anything is sized from it."""
+    if time_days.size == 0:
+        raise _BadFile("no finite time values")
+    span_days = float(np.ptp(time_days))
+    if span_days > MAX_TIME_SPAN_DAYS:
+        raise _BadFile(
+            f"time spans {span_days:.3g} days, more than the {MAX_TIME_SPAN_DAYS / 365.25:.0f} years a "
+            "light curve can cover (time not in days, or a stray time value)"
+        )
 
 
 def _normalise(

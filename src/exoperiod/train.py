@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from .checkpoint import save_checkpoint
 from .config import Config
 from .grid import period_weights
 from .model import FEATURE_NAMES, PeriodModel, PeriodNet
@@ -304,9 +305,8 @@ def train(
             PeriodModel(config, net, {**card, "temperature": temperature}, temperature).save(out_dir / "model.pt")
         else:
             stale += 1
-        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "history": history, "best_top1": best_top1, "stale": stale}, out_dir / "last.tmp")
-        (out_dir / "last.tmp").replace(last)
+        save_checkpoint({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                         "history": history, "best_top1": best_top1, "stale": stale}, last)
         _write_metrics(history, out_dir)
         if progress:
             progress("epoch", epoch, settings.epochs, row)

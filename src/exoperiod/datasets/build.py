@@ -43,7 +43,9 @@ listed in ``failures.csv`` and not replaced, so the same seed always gives the s
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 import time
 import warnings
 from collections import defaultdict
@@ -141,6 +143,18 @@ class BuildSummary:
 def _init_worker() -> None:
     # Warnings of odd files go to failures.csv instead.
     warnings.simplefilter("ignore")
+    # A worker waits on the pool's call queue, whose writing end it holds itself, so a
+    # parent killed without a shutdown (kill -9, the OOM killer) would leave it waiting
+    # forever. The parent's sentinel (the parent itself, also under forkserver) becomes
+    # ready when the parent dies.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with_parent(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 @contextmanager
@@ -371,6 +385,18 @@ class StarDataset:
         start = time.perf_counter()
         jobs = self.jobs()
         ledger = Ledger(self.folder, KIND_PREFIX[self.kind])
+        try:
+            return self._build(jobs, ledger, workers, progress, pool, start)
+        except OSError as err:  # a full disk, a read-only or unwritable folder
+            where = err.filename if err.filename is not None else self.folder
+            raise DatasetError(f"{where}: cannot write the {self.kind} dataset ({err.strerror or err})") from None
+        finally:
+            ledger.release()
+
+    def _build(
+        self, jobs: list[StarJob], ledger: Ledger, workers: int, progress: ProgressCallback | None,
+        pool: ProcessPoolExecutor | None, start: float,
+    ) -> DatasetSummary:
         finished = ledger.open(self.settings(), [job.star_id for job in jobs])
         pending = [job for job in jobs if job.index not in finished]
         summary = DatasetSummary(self.kind, str(self.folder), stars=len(jobs),
@@ -510,12 +536,20 @@ def build_datasets(
     BuildSummary
         With simulated data, the positive dataset is listed as not built (it needs real
         light curves).
+
+    Raises
+    ------
+    DatasetError
+        A dataset the config asks stars of ended with no sample (every star failed, or
+        none was found), after every dataset was built; or a dataset folder cannot be
+        written (full disk, permission, a file in its place) or is being built by
+        another process.
     """
     only = list(only)
     unknown = [k for k in only if k not in DATASETS]
     if unknown:
         raise DatasetError(f"unknown dataset(s) {', '.join(unknown)} (known: {', '.join(KINDS)})")
-    summary = BuildSummary()
+    summary, empty = BuildSummary(), []
     with worker_pool(workers) if workers > 1 else nullcontext() as pool:
         for kind in KINDS:
             if kind not in only:
@@ -525,5 +559,13 @@ def build_datasets(
                     kind, str(config.dataset_dir(kind)),
                     note="not built: positives need real light curves (--source local or mast)"))
                 continue
-            summary.datasets.append(DATASETS[kind](config, source, **options).build(workers, progress, pool))
+            dataset = DATASETS[kind](config, source, **options)
+            built = dataset.build(workers, progress, pool)
+            summary.datasets.append(built)
+            if dataset.count and not built.written + built.skipped:
+                empty.append(built)
+    # A dataset asked for and left empty is a failed build, even if the others went well.
+    if empty:
+        reason = empty[0].note or f"all {empty[0].stars} stars failed; reasons in {empty[0].folder}/failures.csv"
+        raise DatasetError(f"{empty[0].folder}: no sample written ({reason})")
     return summary

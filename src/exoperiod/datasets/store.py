@@ -19,7 +19,13 @@ Integrity rests on three rules:
 
 At the end of a build the journal is compacted into the tables, sorted by star, and
 sample files that no finished star claims (left by a kill between writing the files and
-journaling the star, or by a build with more stars) are removed.
+journaling the star, or by a build with more stars) are removed. The three tables are
+written under temporary names first and renamed together, so a full disk leaves the
+previous tables (or none), never some new and some old.
+
+A build holds ``build.lock`` (an OS file lock, released even when the process is killed)
+while it writes: a second build into the same folder fails at once instead of deleting
+the first one's temporary files.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from ..config import ConfigError
 
@@ -92,13 +99,21 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
-def _write_table(table: pd.DataFrame, path: Path) -> None:
-    tmp = _atomic_target(path)
-    if path.suffix == ".parquet":
-        table.to_parquet(tmp, index=False)
-    else:
-        table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+def _write_tables(tables: Mapping[Path, pd.DataFrame]) -> None:
+    """Write CSV/Parquet tables all or none: every temporary file, then every rename."""
+    tmps = {path: _atomic_target(path) for path in tables}
+    try:
+        for path, table in tables.items():
+            if path.suffix == ".parquet":
+                table.to_parquet(tmps[path], index=False)
+            else:
+                table.to_csv(tmps[path], index=False)
+    except BaseException:
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
+        raise
+    for path, tmp in tmps.items():
+        os.replace(tmp, path)
 
 
 def metadata_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -158,6 +173,7 @@ class Ledger:
         self.failures_csv = folder / "failures.csv"
         self.journal = folder / "journal.jsonl"
         self.settings = folder / "build.json"
+        self._lock = FileLock(folder / "build.lock", timeout=0)
         self._records: dict[int, StarRecord] = {}
         self._failed: dict[int, StarRecord] = {}
         self._handle = None
@@ -183,9 +199,19 @@ class Ledger:
         Raises
         ------
         DatasetError
-            The folder holds samples made with different settings.
+            The folder holds samples made with different settings, another build is
+            writing to it, or a file stands where it (or a folder above it) should be.
         """
+        blocking = next((p for p in (self.folder, *self.folder.parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise DatasetError(f"{blocking}: a file, where the dataset folder {self.folder} should be")
         self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise DatasetError(
+                f"{self.folder}: another build is writing to this folder; wait for it or use another output_root"
+            ) from None
         for stray in self.folder.glob("*.tmp*"):
             stray.unlink()
         self._check_settings(dict(settings))
@@ -261,14 +287,26 @@ class Ledger:
         kept = [self._records[i] for i in sorted(self._records)]
         failed = [r for i, r in self._failed.items() if i not in self._records]
         table = metadata_frame(row for record in kept for row in record.rows)
-        _write_table(table, self.metadata_csv)
-        _write_table(table, self.metadata_parquet)
         failure_rows = [f for record in sorted(kept + failed, key=lambda r: r.index) for f in record.failures]
         failure_table = pd.DataFrame(failure_rows, columns=list(FAILURE_COLUMNS))
-        _write_table(failure_table, self.failures_csv)
+        _write_tables({self.metadata_csv: table, self.metadata_parquet: table, self.failures_csv: failure_table})
         claimed = {f"{sample_id}.npz" for sample_id in table["sample_id"]}
         for path in self.folder.glob(f"{self.prefix}-*.npz"):
             if path.name not in claimed:
                 path.unlink()
         self.journal.unlink(missing_ok=True)
         return table, failure_table
+
+    def release(self) -> None:
+        """End the build, finished or not: close the journal, remove this build's
+        temporary files if it failed, and release the folder's lock."""
+        if not self._lock.is_locked:
+            return
+        if self._handle is not None and not self._handle.closed:
+            try:
+                self._handle.close()
+            except OSError:
+                pass  # a full disk fails the flush; the journal's last line may be cut, which open() allows
+        for stray in self.folder.glob("*.tmp*"):
+            stray.unlink(missing_ok=True)
+        self._lock.release()
