@@ -1,7 +1,10 @@
 """Recipes that reproduce the shipped model with one command.
 
-``exoperiod train --preset default`` builds the simulated default population (resumable)
-and trains on it with the settings below; on 2 CPU cores it takes well under an hour.
+``exoperiod train --preset default`` writes the default training set of whole light curves
+(:func:`exoperiod.curves.write_curves`: 3,000 light curves of 8 days to 17 Kepler quarters
+and 1-13 TESS-like sectors, a quarter of them on real planet-free stars of
+../shared/data when it is there; resumable) and trains the scorer on their cached fold
+features with the settings below.
 """
 
 from __future__ import annotations
@@ -9,26 +12,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import Config
+from .paths import shared_data_dir
 from .train import TrainSettings
 
 DEFAULT_DATA_ROOT = Path("data/default")
-DEFAULT_COUNTS = {"synthetic_samples_count": 10000, "negative_sample_count": 3000, "positive_sample_count": 0}
-DEFAULT_SETTINGS = TrainSettings(epochs=12, samples_per_epoch=6000, batch_size=64, lr=3e-3,
-                                 mix={"positive": 0.0, "negative": 0.25, "synthetic": 0.75})
+DEFAULT_CURVES = 3000
+DEFAULT_SETTINGS = TrainSettings(epochs=30, samples_per_epoch=4000, batch_size=64, lr=3e-3,
+                                 mix={"curves": 1.0})
 
 
 def default_config(config: Config) -> Config:
-    """``config`` with the dataset sizes and output folder of the default recipe."""
-    return config.model_copy(update={**DEFAULT_COUNTS, "output_root": str(DEFAULT_DATA_ROOT)})
+    """``config`` with the output folder of the default recipe."""
+    return config.model_copy(update={"output_root": str(DEFAULT_DATA_ROOT)})
 
 
 def prepare_default(config: Config, progress=None, workers: int = 2) -> tuple[Config, Path, TrainSettings]:
-    """Build (or resume) the default simulated datasets; return what training needs.
+    """Write (or resume) the default training light curves; return what training needs.
 
-    ``progress(kind, done, total)`` is called as the datasets are built.
+    ``progress("curves", done, total)`` is called as they are written.
     """
-    from .datasets import build_datasets
+    from .curves import write_curves
 
     config = default_config(config)
-    build_datasets(config, source="simulated", only=("negative", "synthetic"), workers=workers, progress=progress)
+    write_curves(config, DEFAULT_CURVES, shared=shared_data_dir(), workers=workers, progress=progress)
     return config, Path(config.output_root), DEFAULT_SETTINGS
