@@ -24,11 +24,13 @@ Methods, on the same detrended light curve
   can grow later.
 
 Recovery: ``|p/P - 1| < 2 %``. CPU: ``process_time`` of one process, one thread.
+exoperiod's answers are cached in ``long_exoperiod_cache.csv`` the same way.
 
 Usage::
 
     python benchmarks/long_curves.py --n 40 --bls-n 8
     python benchmarks/long_curves.py --only bls --bls-n 8     # the slow part, resumable
+    python benchmarks/long_curves.py --only report            # tables from what is cached
 """
 
 from __future__ import annotations
@@ -111,8 +113,9 @@ def bls_pass(n: int, cache: Path, config) -> None:
                   flush=True)
 
 
-def exoperiod_pass(n: int, config, model_path: str | None) -> pd.DataFrame:
-    """Run ``predict`` on every case; one row per light curve."""
+def exoperiod_pass(n: int, config, model_path: str | None, cache: Path) -> pd.DataFrame:
+    """Run ``predict`` on every case; one row per light curve, appended to ``cache`` as
+    each finishes (a killed run resumes)."""
     import torch
 
     from exoperiod.model import PeriodModel
@@ -121,9 +124,12 @@ def exoperiod_pass(n: int, config, model_path: str | None) -> pd.DataFrame:
     torch.set_num_threads(1)
     model = PeriodModel.load(model_path)
     predict(case(TIERS[0], 0, config).series.detrended, model, max_planets=1)  # warm-up: numba, caches
-    rows = []
+    done = set(pd.read_csv(cache)["seed"]) if cache.is_file() else set()
     for i in range(n):
+        rows = []
         for tier in TIERS:
+            if case_seed(tier, i) in done:
+                continue
             sample = case(tier, i, config)
             start = time.process_time()
             found = predict(sample.series.detrended, model, top_k=3, max_planets=1)
@@ -135,8 +141,10 @@ def exoperiod_pass(n: int, config, model_path: str | None) -> pd.DataFrame:
                          "probability": found.candidates[0].probability if found.candidates else 0.0,
                          "top1": bool(periods) and abs(periods[0] / truth - 1) < PERIOD_TOLERANCE,
                          "top3": any(abs(p / truth - 1) < PERIOD_TOLERANCE for p in periods[:3])})
+        if rows:
+            pd.DataFrame(rows).to_csv(cache, mode="a", header=not cache.is_file(), index=False)
         print(f"exoperiod case {i + 1}/{n}", flush=True)
-    return pd.DataFrame(rows)
+    return pd.read_csv(cache)
 
 
 def _hits(periods: str, truth: float, k: int) -> bool:
@@ -157,7 +165,6 @@ def _rate(hits: pd.Series) -> str:
 def write_report(rows: pd.DataFrame, bls_cache: Path, out: Path) -> None:
     """``long_curves.md`` and ``long_curves.csv``: recovery per tier with Wilson 95 %
     intervals, on all cases and on the cases BLS ran on, and CPU per light curve."""
-    rows.to_csv(out / "long_curves.csv", index=False)
     bls = pd.read_csv(bls_cache) if bls_cache.is_file() else pd.DataFrame(columns=["seed", "bls_periods", "bls_cpu_seconds"])
     both = rows.merge(bls[["seed", "bls_periods", "bls_cpu_seconds"]], on="seed")
     both["bls_top1"] = [_hits(p, t, 1) for p, t in zip(both["bls_periods"], both["true_period_days"])]
@@ -187,7 +194,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--bls-n", type=int, default=8)
-    parser.add_argument("--only", choices=("bls", "exoperiod", "all"), default="all")
+    parser.add_argument("--only", choices=("bls", "exoperiod", "report", "all"), default="all")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
@@ -196,8 +203,9 @@ def main() -> None:
     if args.only in ("bls", "all"):
         bls_pass(args.bls_n, args.out / "long_bls_cache.csv", config)
     if args.only in ("exoperiod", "all"):
-        rows = exoperiod_pass(args.n, config, args.model)
-        write_report(rows, args.out / "long_bls_cache.csv", args.out)
+        exoperiod_pass(args.n, config, args.model, args.out / "long_exoperiod_cache.csv")
+    if args.only in ("exoperiod", "report", "all"):
+        write_report(pd.read_csv(args.out / "long_exoperiod_cache.csv"), args.out / "long_bls_cache.csv", args.out)
 
 
 if __name__ == "__main__":

@@ -260,6 +260,9 @@ class RefinedRecovery:
     top3: float
     alias_rate: float
     cpu_seconds_per_sample: float
+    #: Refined (trapezoid) duration within one duration bin of the truth, over the
+    #: samples whose top-1 refined period is right and whose duration is known.
+    duration_top1: float = float("nan")
 
 
 @dataclass
@@ -286,6 +289,9 @@ class EvaluationResult:
     calibration_hard: Reliability
     false_alarm: dict[float, float]
     cpu_ms_per_window: float
+    #: The duration head's most probable bin, at the true period bin, within one bin of
+    #: the true duration's bin (planets of known duration).
+    duration_top1: float = float("nan")
     refined: RefinedRecovery | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -318,14 +324,24 @@ def describe_model(model: PeriodModel) -> str:
             + (f", validation top-1 {top1:.3f}" if top1 is not None else ""))
 
 
-def _logits(model: PeriodModel, data: Split, progress: ProgressCallback | None) -> np.ndarray:
-    out = []
+def _logits(model: PeriodModel, data: Split, progress: ProgressCallback | None) -> tuple[np.ndarray, np.ndarray]:
+    """Period logits (n, bins) and duration probabilities (n, duration_bins, bins)."""
+    logits, durations = [], []
     for start in range(0, len(data), BATCH_SIZE):
         stop = min(start + BATCH_SIZE, len(data))
-        out.append(model.score_features(data.features[start:stop])[0])
+        period, duration = model.score_features(data.features[start:stop])
+        logits.append(period)
+        durations.append(duration)
         if progress:
             progress("model", stop, len(data))
-    return np.concatenate(out) if out else np.zeros((0, model.grid.bins))
+    if not logits:
+        return np.zeros((0, model.grid.bins)), np.zeros((0, model.duration_grid.bins, model.grid.bins))
+    return np.concatenate(logits), np.concatenate(durations)
+
+
+def duration_bin_hits(predicted_bins: Sequence[int], true_weights: Sequence[np.ndarray]) -> list[bool]:
+    """A duration is right when its bin is within one bin of the label's peak."""
+    return [abs(int(b) - int(np.argmax(w))) <= 1 for b, w in zip(predicted_bins, true_weights)]
 
 
 def _search_cpu_ms(model: PeriodModel, data: Split, n: int = 20) -> float:
@@ -349,7 +365,8 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
     from .predict import predict
 
     todo = [i for i, s in enumerate(planets) if s.periods_days]
-    top1, top3, alias = [], [], []
+    top1, top3, alias, duration = [], [], [], []
+    known = {(i, b): w for i, b, w in data.durations}
     start = time.process_time()
     for done, i in enumerate(todo, start=1):
         s = planets[i]
@@ -357,9 +374,13 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
         lc = window_lightcurve(flux, mask, s.window_start_days if start_days is None else start_days,
                                model.config, s.noise_ppm)
         try:
-            found = predict(lc, model, top_k=3, max_planets=1).periods
+            candidates = predict(lc, model, top_k=3, max_planets=1).candidates
         except ValueError:  # PreprocessError: a window too sparse once re-cleaned
-            found = []
+            candidates = []
+        found = [c.period_days for c in candidates]
+        truth = known.get((i, model.grid.index(s.periods_days[s.primary])))
+        if truth is not None and period_recovered(found, [s.periods_days[s.primary]], 1):
+            duration += duration_bin_hits([model.duration_grid.index(candidates[0].duration_hours)], [truth])
         top1.append(period_recovered(found, s.periods_days, 1))
         top3.append(period_recovered(found, s.periods_days, 3))
         alias.append(bool(found) and period_alias(found[0], s.periods_days) is not None)
@@ -370,7 +391,8 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
     def mean(x: list[bool]) -> float:
         return float(np.mean(x)) if x else float("nan")
 
-    return RefinedRecovery(len(todo), mean(top1), mean(top3), mean(alias), seconds / max(len(todo), 1))
+    return RefinedRecovery(len(todo), mean(top1), mean(top3), mean(alias), seconds / max(len(todo), 1),
+                           mean(duration))
 
 
 def evaluate_model(
@@ -428,7 +450,9 @@ def evaluate_model(
     if progress:
         progress("load", 1, 1)
 
-    logits = _logits(model, data, progress)
+    logits, duration_proba = _logits(model, data, progress)
+    duration_hits = duration_bin_hits([duration_proba[i, :, b].argmax() for i, b, _ in data.durations],
+                                      [w for _, _, w in data.durations])
     cpu_ms = _search_cpu_ms(model, data)
     probabilities = expit(logits)
     grid = model.grid
@@ -467,6 +491,7 @@ def evaluate_model(
         calibration_hard=reliability(probabilities, data.labels > 0.5),
         false_alarm=false_alarm_rates(probabilities[negative].max(1) if negative.any() else np.zeros(0)),
         cpu_ms_per_window=cpu_ms,
+        duration_top1=float(np.mean(duration_hits)) if duration_hits else float("nan"),
         notes=notes,
     )
     if refine and n_planet:
@@ -602,9 +627,15 @@ def _markdown(result: EvaluationResult) -> str:
             markdown_table(["metric", "value"], [
                 ("top-1 recovery", _percent(f.top1)), ("top-3 recovery", _percent(f.top3)),
                 ("alias rate", _percent(f.alias_rate)),
+                ("refined duration within one duration bin (top-1 right)", _percent(f.duration_top1)),
                 ("CPU seconds per sample (model + refine)", f"{f.cpu_seconds_per_sample:.2f}")]),
         ]
     parts += [
+        "## Transit duration",
+        ("The duration head's most probable duration bin at the true period bin, within one bin of "
+        "the true duration's bin (planets of known duration; bins of `distribution_params.duration`)."
+        + (" The refined (trapezoid) duration of `--refine` is in the table above." if r.refined else "")),
+        markdown_table(["metric", "value"], [("duration head top-1 (+-1 bin)", _percent(r.duration_top1))]),
         "## Recovery vs SNR",
         ("SNR: the highest injected matched-filter SNR of the sample's planets, against the noise "
         "of the detrended window (unknown for catalogue planets without a depth)."),

@@ -82,6 +82,11 @@ class Prediction:
         Centres of the model's period bins, days.
     error : str or None
         One line when the input could not be processed (then every list is empty).
+    duration_bin_probabilities : ndarray
+        The model's distribution of the transit duration of the first candidate (its
+        period bin's duration head, summing to 1), over ``duration_bin_centers_hours``.
+    duration_bin_centers_hours : ndarray
+        Centres of the duration bins (``distribution_params.duration``), hours.
     mission : str or None
         "Kepler", "K2" or "TESS".
     notes : list of str
@@ -104,6 +109,8 @@ class Prediction:
     bin_probabilities: np.ndarray
     bin_centers_days: np.ndarray
     error: str | None = None
+    duration_bin_probabilities: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    duration_bin_centers_hours: np.ndarray = field(default_factory=lambda: np.zeros(0))
     mission: str | None = None
     notes: list[str] = field(default_factory=list)
     timing_seconds: dict[str, float] = field(default_factory=dict)
@@ -112,7 +119,7 @@ class Prediction:
 
     JSON_KEYS: ClassVar[tuple[str, ...]] = (
         "input", "target", "periods", "candidates", "bin_probabilities", "bin_centers_days", "error",
-        "mission", "notes", "timing_seconds",
+        "duration_bin_probabilities", "duration_bin_centers_hours", "mission", "notes", "timing_seconds",
     )
 
     @classmethod
@@ -128,6 +135,8 @@ class Prediction:
         out["candidates"] = [c.to_dict() for c in self.candidates]
         out["bin_probabilities"] = [float(p) for p in self.bin_probabilities]
         out["bin_centers_days"] = [float(p) for p in self.bin_centers_days]
+        out["duration_bin_probabilities"] = [float(p) for p in self.duration_bin_probabilities]
+        out["duration_bin_centers_hours"] = [float(p) for p in self.duration_bin_centers_hours]
         out["notes"] = list(self.notes)
         out["timing_seconds"] = {key: round(float(v), 4) for key, v in self.timing_seconds.items()}
         return out
@@ -255,6 +264,9 @@ def predict(
         candidates=candidates,
         bin_probabilities=_sigmoid(scored.logits),
         bin_centers_days=model.grid.centers_days,
+        duration_bin_probabilities=(scored.duration_proba[:, candidates[0].bin_index] if candidates
+                                    else np.zeros(0)),
+        duration_bin_centers_hours=model.duration_grid.centers_days,  # the duration grid is in hours
         mission=lc.meta.get("MISSION"),
         notes=notes,
         timing_seconds=timing,
