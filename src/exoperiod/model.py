@@ -191,9 +191,9 @@ class PeriodModel:
 
         Parameters
         ----------
-        data : lightkurve.LightCurve, Windows, or ndarray
-            A light curve (preprocessed here; several windows are combined into one
-            answer), preprocessed :class:`~exoperiod.preprocess.Windows`, one flux window
+        data : light curve, Windows, or ndarray
+            A light curve in any form :func:`exoperiod.inputs.as_lightcurve` takes
+            (preprocessed here; several windows are combined into one answer), preprocessed :class:`~exoperiod.preprocess.Windows`, one flux window
             of shape (length,), or a batch of shape (n, length).
         mask : ndarray of bool, optional
             Valid cells of array input; default: finite cells.
@@ -203,11 +203,12 @@ class PeriodModel:
         ndarray
             Shape (bins,) for a light curve, Windows or a single window; (n, bins) for a batch.
         """
+        from .inputs import as_lightcurve
         from .preprocess import Windows, to_windows
 
         if isinstance(data, np.ndarray):
             logits = self.window_logits(data, mask)
             return _sigmoid(logits[0] if data.ndim == 1 else logits)
-        windows = data if isinstance(data, Windows) else to_windows(data, self.config)
+        windows = data if isinstance(data, Windows) else to_windows(as_lightcurve(data), self.config)
         logits = self.window_logits(windows.flux, windows.mask)
         return _sigmoid(combine_window_logits(logits, self.prior_logit))

@@ -43,9 +43,10 @@ import lightkurve as lk
 import numpy as np
 
 from .grid import PeriodGrid
+from .inputs import TableColumns, as_lightcurve
 from .model import PeriodModel, combine_window_logits
 from .preprocess import PreprocessError, Windows, to_windows
-from .readers import READABLE_SUFFIXES, read_lightcurve
+from .readers import READABLE_SUFFIXES
 from .refine import HARMONICS, Candidate, TransitSearch, refine_bin
 
 #: A bin needs this probability to count as a planet in the multi-planet search.
@@ -132,6 +133,30 @@ class Prediction:
         out["timing_seconds"] = {key: round(float(v), 4) for key, v in self.timing_seconds.items()}
         return out
 
+    def to_pandas(self):
+        """The candidates as a pandas DataFrame (see :mod:`exoperiod.results`)."""
+        from .results import candidates_frame
+
+        return candidates_frame(self)
+
+    def to_table(self):
+        """The candidates as an astropy Table with units."""
+        from .results import candidates_table
+
+        return candidates_table(self)
+
+    def plot(self, known_periods_days: Sequence[float] = ()):
+        """The report figure (matplotlib Figure) that ``--plots`` saves as PNG."""
+        from .report import report_figure
+
+        return report_figure(self, known_periods_days)
+
+    def fold(self, candidate: Candidate | int = 0) -> lk.FoldedLightCurve:
+        """The detrended light curve folded at a candidate (or its index) as lightkurve's FoldedLightCurve."""
+        from .results import fold_candidate
+
+        return fold_candidate(self, candidate)
+
 
 class CpuClock:
     """CPU seconds per stage, summed over every time a stage is entered."""
@@ -186,14 +211,14 @@ def predict(
     flux_column: Literal["pdcsap", "sap"] = "pdcsap",
     use_tls: bool = False,
     min_probability: float = MIN_PROBABILITY,
+    columns: TableColumns | None = None,
 ) -> Prediction:
     """Periods of transiting planets in one light curve.
 
     Parameters
     ----------
-    lc_or_path : lightkurve.LightCurve or path
-        A light curve as :func:`exoperiod.readers.read_lightcurve` returns it, or a file
-        it can read.
+    lc_or_path : path, LightCurve, LightCurveCollection, TimeSeries, Table, DataFrame or arrays
+        A light curve in any form :func:`exoperiod.inputs.as_lightcurve` takes.
     model : PeriodModel, path or None
         The model (None: the one shipped with the package).
     top_k : int
@@ -206,6 +231,8 @@ def predict(
         Refine with transit least squares instead of BLS (much slower).
     min_probability : float
         Bin probability a further planet needs.
+    columns : TableColumns, optional
+        Column names and time system of a table input.
 
     Returns
     -------
@@ -223,7 +250,7 @@ def predict(
     model = resolve_model(model)
     clock = CpuClock()
     with clock("read_preprocess"):
-        lc = lc_or_path if isinstance(lc_or_path, lk.LightCurve) else read_lightcurve(lc_or_path, flux_column)
+        lc = as_lightcurve(lc_or_path, flux_column, columns)
         windows = to_windows(lc, model.config)
     with clock("model"):
         logits = bin_logits(model, windows)
@@ -234,9 +261,9 @@ def predict(
     if standardized:
         notes.append("the flux is standardized (zero median, unit variance): depth_ppm is null; "
                      "depths and the plotted flux are in units of the scatter")
-    notes += _grid_edge_notes(candidates, model.grid)
+    notes += _grid_edge_notes(candidates, model.grid) + lc.meta.get("INPUT_NOTES", [])
     timing = dict(clock.seconds, wall=time.perf_counter() - wall_start)
-    given = lc_or_path if not isinstance(lc_or_path, lk.LightCurve) else lc.meta.get("FILENAME") or lc.meta.get("LABEL")
+    given = lc_or_path if isinstance(lc_or_path, (str, os.PathLike)) else lc.meta.get("FILENAME") or lc.meta.get("LABEL")
     return Prediction(
         input=str(given),
         target=_target(lc),

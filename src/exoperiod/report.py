@@ -52,10 +52,7 @@ def plot_prediction(
     Path
         ``path``.
     """
-    if prediction.lightcurve is None or prediction.windows is None:
-        raise ValueError("the prediction carries no light curve (made by predict_paths?); "
-                         "use predict() or predict_paths(plots_dir=...)")
-    fig = _figure(prediction, known_periods_days)
+    fig = report_figure(prediction, known_periods_days)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -68,7 +65,11 @@ def plot_prediction(
     return path
 
 
-def _figure(prediction: Prediction, known_periods_days: Sequence[float]) -> Figure:
+def report_figure(prediction: Prediction, known_periods_days: Sequence[float] = ()) -> Figure:
+    """The report as a matplotlib Figure (see :func:`plot_prediction`); close it when done."""
+    if prediction.lightcurve is None or prediction.windows is None:
+        raise ValueError("the prediction carries no light curve (made by predict_paths?); "
+                         "use predict() or predict_paths(plots_dir=...)")
     candidates = prediction.candidates
     candidate_rows = -(-len(candidates) // PANELS_PER_ROW)
     fig = plt.figure(figsize=(15, 2.6 * 3 + 3.2 * candidate_rows), layout="constrained")

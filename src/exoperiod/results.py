@@ -1,0 +1,94 @@
+"""Predictions as tables and folded light curves, for work in a notebook.
+
+:class:`~exoperiod.predict.Prediction` delegates its ``to_pandas``, ``to_table`` and
+``fold`` methods here (``plot`` to :func:`exoperiod.report.report_figure`);
+:func:`predictions_to_pandas` makes one table of a batch. Rows are candidates, with the
+columns of the JSON ``candidates`` objects, so a table and the JSON say the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # imported lazily: matplotlib and lightkurve are slow to import
+    import lightkurve as lk
+    from astropy.table import Table
+
+    from .predict import Prediction
+    from .refine import Candidate
+
+__all__ = ["candidates_frame", "candidates_table", "fold_candidate", "predictions_to_pandas"]
+
+#: Columns naming the input of each row in a batch table.
+INPUT_COLUMNS = ("input", "target", "mission", "rank")
+
+
+def candidates_frame(prediction: Prediction) -> pd.DataFrame:
+    """One row per candidate, best first: ``rank`` (1-based) and the JSON candidate keys.
+
+    A prediction without candidates gives an empty table with the same columns.
+    """
+    from .refine import Candidate
+
+    rows = [{"rank": i, **c.to_dict()} for i, c in enumerate(prediction.candidates, start=1)]
+    return pd.DataFrame(rows, columns=["rank", *Candidate.JSON_KEYS])
+
+
+def predictions_to_pandas(predictions: Sequence[Prediction]) -> pd.DataFrame:
+    """A batch as one table: a row per candidate of every prediction.
+
+    An input without candidates (nothing found, or ``error`` set) still has one row,
+    with its ``error`` and empty candidate columns, so that no input silently drops out.
+    """
+    from .refine import Candidate
+
+    frames = []
+    for p in predictions:
+        frame = candidates_frame(p)
+        if frame.empty:
+            frame = pd.DataFrame([{"rank": 0}], columns=frame.columns)
+        frame.insert(0, "input", p.input)
+        frame.insert(1, "target", p.target)
+        frame.insert(2, "mission", p.mission)
+        frame["error"] = p.error
+        frames.append(frame)
+    columns = [*INPUT_COLUMNS, *Candidate.JSON_KEYS, "error"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def candidates_table(prediction: Prediction) -> Table:
+    """The candidates as an astropy Table, with units on the columns that have them."""
+    import astropy.units as u
+    from astropy.table import Table
+
+    table = Table.from_pandas(candidates_frame(prediction))
+    for suffix, unit in (("_days", u.day), ("_hours", u.hour), ("_ppm", u.def_unit("ppm", 1e-6 * u.one))):
+        for name in table.colnames:
+            if name.endswith(suffix) and table[name].dtype.kind == "f":
+                table[name].unit = unit
+    return table
+
+
+def fold_candidate(prediction: Prediction, candidate: Candidate | int = 0) -> lk.FoldedLightCurve:
+    """The detrended light curve folded at a candidate's period, mid-transit at phase 0.
+
+    Parameters
+    ----------
+    candidate : Candidate or int
+        The candidate, or its index in ``prediction.candidates``.
+    """
+    from astropy.time import Time
+
+    if prediction.windows is None:
+        raise ValueError("the prediction carries no light curve (made by predict_paths?); use predict()")
+    if isinstance(candidate, (int, np.integer)):
+        if not 0 <= candidate < len(prediction.candidates):
+            raise IndexError(f"candidate {candidate} does not exist ({len(prediction.candidates)} candidates)")
+        candidate = prediction.candidates[candidate]
+    detrended = prediction.windows.detrended
+    epoch = Time(candidate.t0_btjd_or_bkjd, format=detrended.time.format, scale=detrended.time.scale)
+    return detrended.fold(period=candidate.period_days, epoch_time=epoch)
