@@ -45,6 +45,7 @@ import numpy as np
 from .grid import PeriodGrid
 from .inputs import TableColumns, as_lightcurve
 from .model import PeriodModel, combine_window_logits
+from .offgrid import search_outside_grid
 from .preprocess import PreprocessError, Windows, to_windows
 from .readers import READABLE_SUFFIXES
 from .refine import HARMONICS, Candidate, TransitSearch, refine_bin
@@ -212,6 +213,8 @@ def predict(
     use_tls: bool = False,
     min_probability: float = MIN_PROBABILITY,
     columns: TableColumns | None = None,
+    off_grid: bool = True,
+    period_range_days: tuple[float, float] | None = None,
 ) -> Prediction:
     """Periods of transiting planets in one light curve.
 
@@ -233,6 +236,10 @@ def predict(
         Bin probability a further planet needs.
     columns : TableColumns, optional
         Column names and time system of a table input.
+    off_grid : bool
+        Also search periods outside the model's grid with BLS (:mod:`exoperiod.offgrid`).
+    period_range_days : (float, float), optional
+        Report only candidates with periods in this range, days.
 
     Returns
     -------
@@ -258,6 +265,9 @@ def predict(
     candidates, notes = _search_planets(lc, windows, logits, model, clock, top_k=top_k,
                                         max_planets=max_planets, min_probability=min_probability,
                                         standardized=standardized, use_tls=use_tls)
+    with clock("refine"):
+        candidates = _off_grid_and_range(candidates, notes, windows, model.grid, standardized, off_grid,
+                                         period_range_days)
     if standardized:
         notes.append("the flux is standardized (zero median, unit variance): depth_ppm is null; "
                      "depths and the plotted flux are in units of the scatter")
@@ -349,6 +359,31 @@ def _search_planets(
     others = [c for c in first[1:] if not any(abs(c.bin_index - planet.bin_index) <= NEIGHBOUR_BINS
                                               or _is_alias(c, planet) for planet in planets)]
     return planets + others, notes
+
+
+def _off_grid_and_range(
+    candidates: list[Candidate],
+    notes: list[str],
+    windows: Windows,
+    grid: PeriodGrid,
+    standardized: bool,
+    off_grid: bool,
+    period_range_days: tuple[float, float] | None,
+) -> list[Candidate]:
+    """Put a stronger off-grid planet first (dropping its harmonics), then keep the
+    candidates inside ``period_range_days`` (saying so in ``notes``)."""
+    extra = None
+    if off_grid:
+        extra, off_grid_notes = search_outside_grid(windows.detrended, grid, candidates, standardized,
+                                                    period_range_days)
+        notes += off_grid_notes
+    if extra is not None:
+        candidates = [extra] + [c for c in candidates if not _is_alias(c, extra)]
+    if period_range_days is not None:
+        lo, hi = period_range_days
+        candidates = [c for c in candidates if lo <= c.period_days <= hi]
+        notes.append(f"candidates restricted to periods in [{lo:g}, {hi:g}] d")
+    return candidates
 
 
 def _is_alias(candidate: Candidate, other: Candidate) -> bool:
