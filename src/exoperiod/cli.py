@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -13,6 +15,31 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Periods of transiting exoplanets from Kepler, K2 and TESS light curves.")
 console = Console(stderr=True)
+log = logging.getLogger("exoperiod")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"exoperiod {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log messages (-vv: debug)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Errors only: no progress bars, notes or summaries."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Periods of transiting exoplanets from Kepler, K2 and TESS light curves."""
+    from rich.logging import RichHandler
+
+    # exoperiod's own logger only: lightkurve and astropy keep their own handlers and levels.
+    log.setLevel(logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)])
+    log.handlers = [RichHandler(console=console, show_time=False, show_path=False, markup=False)]
+    log.propagate = False
 
 # Errors a user can cause: shown as one line, never as a traceback.
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -26,14 +53,16 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 
 def _fail(err: Exception) -> None:
-    console.print(f"[red]error:[/red] {err}", highlight=False)
+    # soft_wrap: one unwrapped line whatever the terminal width, so it can be grepped.
+    console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
 def _progress() -> Progress:
+    # -q: errors only, so no bars either.
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=console, transient=False)
+                    console=console, transient=False, disable=log.getEffectiveLevel() > logging.WARNING)
 
 
 def _config(path: Optional[Path]):
@@ -131,45 +160,85 @@ def train(
 def predict(
     paths: List[str] = typer.Argument(..., help="Light-curve files, folders or globs."),
     model: Optional[Path] = typer.Option(None, help="Model file (default: the shipped model)."),
+    config: Optional[Path] = ConfigOpt,
     top_k: int = typer.Option(3, "--top-k", min=1, help="Period bins to refine per planet search."),
     max_planets: int = typer.Option(3, "--max-planets", min=1, help="Planets to search for, one after another."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the predictions here (JSON list)."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Write the predictions here (JSON list; - for stdout)."),
+    csv_out: Optional[str] = typer.Option(None, "--csv", help="Write the candidates table here (CSV; - for stdout)."),
     plots: Optional[Path] = typer.Option(None, help="Folder for one PNG report per input."),
-    flux: str = typer.Option("pdcsap", help="pdcsap | sap (SPOC files)."),
+    flux: Optional[str] = typer.Option(None, help="pdcsap | sap (SPOC files; default: the config's flux_column)."),
     tls: bool = typer.Option(False, help="Also refine with transitleastsquares (slow)."),
+    period_min: Optional[float] = typer.Option(None, "--period-min", min=0, help="Report only periods from this, days."),
+    period_max: Optional[float] = typer.Option(None, "--period-max", min=0, help="Report only periods up to this, days."),
+    off_grid: bool = typer.Option(True, help="Also search periods outside the model grid with BLS."),
+    time_column: Optional[str] = typer.Option(None, help="Time column of .csv/.tsv/.ecsv tables."),
+    flux_column: Optional[str] = typer.Option(None, help="Flux column of .csv/.tsv/.ecsv tables."),
+    flux_err_column: Optional[str] = typer.Option(None, help="Flux error column of .csv/.tsv/.ecsv tables."),
+    time_system: Optional[str] = typer.Option(None, help="Time system of tables: bkjd | btjd | bjd | jd."),
 ) -> None:
     """Periods of transiting planets in light curves, refined and verified."""
+    from .inputs import TableColumns
+    from .model import PeriodModel
     from .predict import predict_paths, write_json
 
-    if flux not in ("pdcsap", "sap"):
+    if flux not in (None, "pdcsap", "sap"):
         _fail(ValueError(f"--flux must be pdcsap or sap, not {flux!r}"))
+    if None not in (period_min, period_max) and period_min >= period_max:
+        _fail(ValueError(f"--period-min ({period_min:g}) must be below --period-max ({period_max:g})"))
     try:
+        cfg = _config(config)
+        columns = TableColumns(time_column, flux_column, flux_err_column, time_system)
+        loaded = PeriodModel.load(model, grid=cfg.grid())
+        log.info("model %s, grid %s", model or "shipped", cfg.grid().to_dict())
         with _progress() as bar:
             task = bar.add_task("predict", total=None, info="")
 
             def report(done: int, total: int, prediction) -> None:
                 bar.update(task, completed=done, total=total, info=Path(prediction.input).name)
+                log.debug("%s: %.2f s", prediction.input, prediction.timing_seconds.get("wall", 0.0))
 
-            predictions = predict_paths(paths, model, top_k=top_k, max_planets=max_planets, flux_column=flux,
-                                        plots_dir=plots, progress=report, use_tls=tls)
-        if json_out is not None:
+            predictions = predict_paths(paths, loaded, top_k=top_k, max_planets=max_planets,
+                                        flux_column=flux or cfg.flux_column, plots_dir=plots, progress=report,
+                                        use_tls=tls, off_grid=off_grid, columns=columns,
+                                        period_range_days=_period_range(period_min, period_max))
+        if json_out == "-":
+            typer.echo(json.dumps([p.to_dict() for p in predictions], indent=2, allow_nan=False))
+        elif json_out is not None:
             write_json(predictions, json_out)
+        if csv_out is not None:
+            from .results import write_csv
+
+            write_csv(predictions, None if csv_out == "-" else Path(csv_out))
     except _user_errors() as err:
         _fail(err)
     if not predictions:
         _fail(FileNotFoundError(f"no light-curve files found in {' '.join(paths)}"))
+    # The summary goes to stderr when stdout carries the JSON or CSV.
+    to_stderr = "-" in (json_out, csv_out)
     for p in predictions:
         if p.error:
-            console.print(f"[red]{p.error}[/red]", highlight=False)
-        else:
-            best = ", ".join(f"{c.period_days:.4f} d (p={c.probability:.2f}, SNR {c.snr:.1f})"
-                             if c.snr is not None else f"{c.period_days:.4f} d (p={c.probability:.2f})"
-                             for c in p.candidates) or "no candidate"
-            typer.echo(f"{p.input}: {p.target or '-'}: {best}")
+            console.print(f"[red]{p.error}[/red]", highlight=False, soft_wrap=True)
+        elif log.getEffectiveLevel() <= logging.WARNING:
+            typer.echo(f"{p.input}: {p.target or '-'}: {_summary(p.candidates)}", err=to_stderr)
             for note in p.notes:
-                typer.echo(f"    note: {note}")
+                typer.echo(f"    note: {note}", err=to_stderr)
     if all(p.error for p in predictions):
         raise typer.Exit(1)
+
+
+def _period_range(period_min: Optional[float], period_max: Optional[float]) -> Optional[tuple[float, float]]:
+    if period_min is None and period_max is None:
+        return None
+    return period_min or 0.0, period_max if period_max is not None else float("inf")
+
+
+def _summary(candidates) -> str:
+    """``18.1641 d (p=0.93, SNR 14.2), 0.9414 d (BLS, outside the grid, SNR 595), ...``"""
+    parts = []
+    for c in candidates:
+        origin = "BLS, outside the grid" if c.outside_grid else f"p={c.probability:.2f}"
+        parts.append(f"{c.period_days:.4f} d ({origin}" + (f", SNR {c.snr:.1f})" if c.snr is not None else ")"))
+    return ", ".join(parts) or "no candidate"
 
 
 @app.command()

@@ -455,6 +455,7 @@ def predict_paths(
     plots_dir: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
     use_tls: bool = False,
+    **predict_options,
 ) -> list[Prediction]:
     """Predict every file of ``paths``; a file that fails gives an error Prediction.
 
@@ -470,6 +471,8 @@ def predict_paths(
         Write one PNG per input here (``<file name>.png``).
     progress : callable, optional
         ``progress(done, total, prediction)`` after each input.
+    **predict_options
+        Further keywords of :func:`predict` (``columns``, ``off_grid``, ``period_range_days``).
 
     Returns
     -------
@@ -484,7 +487,7 @@ def predict_paths(
     for done, path in enumerate(files, start=1):
         try:
             prediction = predict(path, model, top_k=top_k, max_planets=max_planets,
-                                 flux_column=flux_column, use_tls=use_tls)
+                                 flux_column=flux_column, use_tls=use_tls, **predict_options)
         except Exception as err:  # noqa: BLE001 - one odd file must not stop a batch
             prediction = Prediction.failed(path, _one_line(err, path))
         if plots_dir is not None and prediction.error is None:

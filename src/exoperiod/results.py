@@ -8,7 +8,10 @@ columns of the JSON ``candidates`` objects, so a table and the JSON say the same
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,7 +24,7 @@ if TYPE_CHECKING:  # imported lazily: matplotlib and lightkurve are slow to impo
     from .predict import Prediction
     from .refine import Candidate
 
-__all__ = ["candidates_frame", "candidates_table", "fold_candidate", "predictions_to_pandas"]
+__all__ = ["candidates_frame", "candidates_table", "fold_candidate", "predictions_to_pandas", "write_csv"]
 
 #: Columns naming the input of each row in a batch table.
 INPUT_COLUMNS = ("input", "target", "mission", "rank")
@@ -92,3 +95,23 @@ def fold_candidate(prediction: Prediction, candidate: Candidate | int = 0) -> lk
     detrended = prediction.windows.detrended
     epoch = Time(candidate.t0_btjd_or_bkjd, format=detrended.time.format, scale=detrended.time.scale)
     return detrended.fold(period=candidate.period_days, epoch_time=epoch)
+
+
+def write_csv(predictions: Sequence[Prediction], path: Path | None) -> None:
+    """The batch table as CSV, to ``path`` (atomically: a temporary file, then a rename)
+    or to stdout when ``path`` is None. Transit times are one space-separated cell."""
+    frame = predictions_to_pandas(predictions)
+    frame["transit_times_btjd_or_bkjd"] = [
+        " ".join(f"{t:.6f}" for t in times) if isinstance(times, list) else ""
+        for times in frame["transit_times_btjd_or_bkjd"]
+    ]
+    if path is None:
+        frame.to_csv(sys.stdout, index=False)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
