@@ -47,9 +47,12 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from .model import ModelLoadError
     from .preprocess import PreprocessError
     from .readers import LightCurveReadError
-    from .train import TrainError
 
-    return ConfigError, ModelLoadError, PreprocessError, LightCurveReadError, TrainError, FileNotFoundError
+    errors = (ConfigError, ModelLoadError, PreprocessError, LightCurveReadError, FileNotFoundError)
+    # Only a command that imported the trainer can raise its error; importing it just for
+    # this would add half a second to every `exoperiod predict`.
+    trainer = sys.modules.get(f"{__package__}.train")
+    return errors if trainer is None else (*errors, trainer.TrainError)
 
 
 def _fail(err: Exception) -> None:
