@@ -145,3 +145,11 @@ def test_a_missing_column_and_a_bad_table_name_the_file(tmp_path, reference) -> 
         as_lightcurve(tmp_path / "x.fits", columns=TableColumns(time_system="bjd"))
     with pytest.raises(InputError, match="time system must be one of"):
         TableColumns(time_system="mjd")  # type: ignore[arg-type]
+
+
+def test_folders_and_globs_include_astropy_tables(tmp_path, reference) -> None:
+    from exoperiod.predict import expand_paths
+
+    for name in ("a.ecsv", "b.tsv", "c.csv", "notes.txt"):
+        (tmp_path / name).write_text("time\tflux\n1\t1\n")
+    assert [Path(p).name for p in expand_paths([tmp_path])] == ["a.ecsv", "b.tsv", "c.csv"]

@@ -43,7 +43,7 @@ import pandas as pd
 from astropy.table import Table
 from astropy.time import Time
 
-from .readers import LightCurveReadError, lightcurve_from_columns, read_lightcurve
+from .readers import READABLE_SUFFIXES, LightCurveReadError, lightcurve_from_columns, read_lightcurve
 
 __all__ = ["InputError", "TableColumns", "as_lightcurve"]
 
@@ -56,6 +56,8 @@ _MISSION_SYSTEM = {"Kepler": "bkjd", "K2": "bkjd", "TESS": "btjd"}
 _FIRST_TESS_BJD = 2458300.0
 #: Table files read through astropy (with the astropy format of each).
 _TABLE_FORMATS = {".ecsv": "ascii.ecsv", ".tsv": "ascii.tab", ".csv": "ascii.csv"}
+#: File name endings :func:`as_lightcurve` reads: the readers' and astropy's tables.
+INPUT_SUFFIXES: tuple[str, ...] = (*READABLE_SUFFIXES, ".ecsv", ".tsv")
 
 
 class InputError(LightCurveReadError):

@@ -43,11 +43,10 @@ import lightkurve as lk
 import numpy as np
 
 from .grid import PeriodGrid
-from .inputs import TableColumns, as_lightcurve
+from .inputs import INPUT_SUFFIXES, TableColumns, as_lightcurve
 from .model import PeriodModel, combine_window_logits
 from .offgrid import search_outside_grid
 from .preprocess import PreprocessError, Windows, to_windows
-from .readers import READABLE_SUFFIXES
 from .refine import HARMONICS, Candidate, TransitSearch, refine_bin
 
 #: A bin needs this probability to count as a planet in the multi-planet search.
@@ -443,7 +442,7 @@ def expand_paths(paths: Sequence[str | os.PathLike]) -> list[str]:
 
 
 def _readable_files(candidates) -> list[str]:
-    return sorted(str(p) for p in candidates if p.is_file() and p.name.lower().endswith(READABLE_SUFFIXES))
+    return sorted(str(p) for p in candidates if p.is_file() and p.name.lower().endswith(INPUT_SUFFIXES))
 
 
 def predict_paths(
