@@ -104,6 +104,17 @@ def test_plot_returns_the_report_figure(kepler62) -> None:
         plt.close(fig)
 
 
+def test_the_report_names_an_off_grid_candidate(wasp18) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = wasp18.plot()
+    try:
+        titles = [ax.get_title(loc="left") for ax in fig.axes]
+        assert any(t.startswith("#1  P = 0.9414 d   outside the grid (BLS)") for t in titles), titles
+    finally:
+        plt.close(fig)
+
+
 def test_fold_puts_the_transit_at_phase_zero(wasp18) -> None:
     folded = wasp18.fold(0)
     assert isinstance(folded, lk.FoldedLightCurve)

@@ -185,6 +185,8 @@ def _plot_probabilities(ax: Axes, prediction: Prediction, known_periods_days: Se
         off_axis = f" (off the axis: {', '.join(f'{p:g}' for p in outside)} d)" if outside else ""
         ax.plot([], [], color="tab:cyan", ls="--", label="known periods" + off_axis)
     for i, candidate in enumerate(prediction.candidates):
+        if candidate.outside_grid:  # no bin, no probability: only its fold is drawn
+            continue
         # A planet found after masking others has the probability of its own search pass.
         x, y = centres[candidate.bin_index], candidate.probability
         ax.plot(x, y, "o", color=_colour(i), ms=8, mfc="white" if candidate.search_pass else _colour(i), mew=2)
@@ -248,7 +250,8 @@ def _plot_fold(ax: Axes, prediction: Prediction, index: int) -> None:
 def _fold_title(index: int, candidate: Candidate) -> str:
     depth = f"{candidate.depth_ppm:.0f} ppm" if candidate.depth_ppm is not None else f"{candidate.box_depth:.2f} sigma"
     found = "" if candidate.search_pass == 0 else f", pass {candidate.search_pass + 1}"
-    return (f"#{index + 1}  P = {candidate.period_days:.4f} d   prob {candidate.probability:.2f}{found}\n"
+    origin = "outside the grid (BLS)" if candidate.outside_grid else f"prob {candidate.probability:.2f}"
+    return (f"#{index + 1}  P = {candidate.period_days:.4f} d   {origin}{found}\n"
             f"SNR {candidate.snr:.1f}   depth {depth}   dur {candidate.duration_hours:.1f} h")
 
 
