@@ -39,8 +39,10 @@ def test_wasp18_b_is_found_outside_the_grid_and_reported_first(wasp18) -> None:
     assert first.outside_grid and first.bin_index == -1
     assert first.period_days == pytest.approx(WASP_18_B_DAYS, rel=2e-5)
     assert "outside the model grid [1, 40] d, found by BLS" in first.note
-    # Its harmonic 2P = 1.88 d, which the model scored, is not reported again.
-    assert not any(abs(p / (2 * WASP_18_B_DAYS) - 1) < 0.01 for p in wasp18.periods)
+    # Its aliases are not reported again: 2P = 1.88 d, which the model scored, and 4P/3 =
+    # 1.26 d, whose box holds every third transit.
+    for ratio in (2.0, 4 / 3):
+        assert not any(abs(p / (ratio * WASP_18_B_DAYS) - 1) < 0.01 for p in wasp18.periods), wasp18.periods
     as_json = json.loads(json.dumps(wasp18.to_dict(), allow_nan=False))
     assert as_json["candidates"][0]["probability"] is None and as_json["candidates"][0]["outside_grid"] is True
 

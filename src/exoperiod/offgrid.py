@@ -43,6 +43,8 @@ SHORT_RANGE_RATIO = 1.8
 MIN_TRANSITS = 2
 #: An off-grid box needs this SNR at least, whatever the grid found.
 MIN_SNR = 7.0
+#: Fraction of a grid candidate's transits inside an off-grid planet's that makes it an alias.
+SHARED_TRANSIT_FRACTION = 1 / 3
 #: Most trial periods x cadences of one off-grid BLS scan (about 2 s of CPU here).
 COST_BUDGET = 2e7
 
@@ -124,3 +126,12 @@ def search_outside_grid(
                                    [f"outside the model grid {searched}, found by BLS"])
     candidate.outside_grid = True
     return candidate, notes
+
+
+def explained_by(candidate: Candidate, planet: Candidate) -> bool:
+    """At least :data:`SHARED_TRANSIT_FRACTION` of ``candidate``'s observed transits fall
+    in ``planet``'s: a period in a ratio p/q to the planet's (WASP-18 b's 4/3 P = 1.26 d
+    catches every third of its transits) rather than a planet of its own. Two real
+    planets share a transit by chance only at a rate of about their duty cycle."""
+    times = np.asarray(candidate.transit_times_btjd_or_bkjd)
+    return bool(len(times)) and float(planet.transit_mask(times).mean()) >= SHARED_TRANSIT_FRACTION

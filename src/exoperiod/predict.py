@@ -45,7 +45,7 @@ import numpy as np
 from .grid import PeriodGrid
 from .inputs import INPUT_SUFFIXES, TableColumns, as_lightcurve
 from .model import PeriodModel, combine_window_logits
-from .offgrid import search_outside_grid
+from .offgrid import explained_by, search_outside_grid
 from .preprocess import PreprocessError, Windows, to_windows
 from .refine import HARMONICS, Candidate, TransitSearch, refine_bin
 
@@ -369,7 +369,7 @@ def _off_grid_and_range(
     off_grid: bool,
     period_range_days: tuple[float, float] | None,
 ) -> list[Candidate]:
-    """Put a stronger off-grid planet first (dropping its harmonics), then keep the
+    """Put a stronger off-grid planet first (dropping its aliases), then keep the
     candidates inside ``period_range_days`` (saying so in ``notes``)."""
     extra = None
     if off_grid:
@@ -377,7 +377,7 @@ def _off_grid_and_range(
                                                     period_range_days)
         notes += off_grid_notes
     if extra is not None:
-        candidates = [extra] + [c for c in candidates if not _is_alias(c, extra)]
+        candidates = [extra] + [c for c in candidates if not (_is_alias(c, extra) or explained_by(c, extra))]
     if period_range_days is not None:
         lo, hi = period_range_days
         candidates = [c for c in candidates if lo <= c.period_days <= hi]

@@ -49,18 +49,12 @@ def predictions_to_pandas(predictions: Sequence[Prediction]) -> pd.DataFrame:
     """
     from .refine import Candidate
 
-    frames = []
+    rows = []
     for p in predictions:
-        frame = candidates_frame(p)
-        if frame.empty:
-            frame = pd.DataFrame([{"rank": 0}], columns=frame.columns)
-        frame.insert(0, "input", p.input)
-        frame.insert(1, "target", p.target)
-        frame.insert(2, "mission", p.mission)
-        frame["error"] = p.error
-        frames.append(frame)
-    columns = [*INPUT_COLUMNS, *Candidate.JSON_KEYS, "error"]
-    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+        candidates = candidates_frame(p).to_dict("records") or [{"rank": 0}]
+        rows += [{"input": p.input, "target": p.target, "mission": p.mission, **c, "error": p.error}
+                 for c in candidates]
+    return pd.DataFrame(rows, columns=[*INPUT_COLUMNS, *Candidate.JSON_KEYS, "error"])
 
 
 def candidates_table(prediction: Prediction) -> Table:
