@@ -12,8 +12,9 @@ names:
   builds take seconds; ``local.json``: the same with the KOI table of ``../shared/data``
   and ``output_root`` ``local``, as the README describes it.
 
-Commands are run as written, except that :data:`REDUCED` appends flags that shrink
-their work, and :data:`SKIPPED` lists the few that cannot run here, with the reason.
+Commands are run as written, except that the set-up step (:data:`SETUP`, which installed
+what runs these tests) is dropped, :data:`REDUCED` appends flags that shrink their work,
+and :data:`SKIPPED` lists the few that cannot run here, with the reason.
 A block that cannot run for another stated reason opts out with a comment line
 ``# readme-test: skip <reason>``.
 """
@@ -34,15 +35,18 @@ README = REPO / "README.md"
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.M | re.S)
 SKIP_MARK = re.compile(r"#\s*readme-test:\s*skip\s+(.+)")
 
+#: The set-up step, done before the tests run (it installed what runs them): dropped.
+SETUP = "bash scripts/setup.sh && "
 #: Command fragments that cannot run in the test suite, and why.
 SKIPPED = {
-    "scripts/setup.sh": "installs the package and torch with pip (network, minutes); CI runs it before the tests",
+    "python -m pytest": "is the test suite itself",
     "--source mast": "needs the internet (MAST); the MAST client is tested on recorded responses in test_mast.py",
     "--preset default": "trains the shipped model's recipe (about an hour of CPU)",
 }
 #: Flags appended to commands whose README form takes minutes.
 REDUCED = {
     "exoperiod train --config": "--epochs 1 --samples-per-epoch 64",
+    "exoperiod run": "--samples 200",
 }
 SMALL_COUNTS = {"positive_sample_count": 2, "negative_sample_count": 2, "synthetic_samples_count": 16}
 FILES = {
@@ -103,6 +107,7 @@ def test_readme_example_runs(lang: str, code: str, workdir: Path, monkeypatch: p
     reason = next((why for fragment, why in SKIPPED.items() if fragment in code), None)
     if reason:
         pytest.skip(reason)
+    code = code.removeprefix(SETUP)
     monkeypatch.chdir(workdir)
     if lang == "python":
         exec(compile(code, f"README.md python block in {workdir}", "exec"), {"__name__": "__readme__"})

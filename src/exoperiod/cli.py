@@ -183,6 +183,7 @@ def predict(
     from .inputs import TableColumns
     from .model import PeriodModel
     from .predict import predict_paths, write_json
+    from .results import candidates_summary
 
     if flux not in (None, "pdcsap", "sap"):
         _fail(ValueError(f"--flux must be pdcsap or sap, not {flux!r}"))
@@ -222,7 +223,7 @@ def predict(
         if p.error:
             console.print(f"[red]{p.error}[/red]", highlight=False, soft_wrap=True)
         elif log.getEffectiveLevel() <= logging.WARNING:
-            typer.echo(f"{p.input}: {p.target or '-'}: {_summary(p.candidates)}", err=to_stderr)
+            typer.echo(f"{p.input}: {p.target or '-'}: {candidates_summary(p.candidates)}", err=to_stderr)
             for note in p.notes:
                 typer.echo(f"    note: {note}", err=to_stderr)
     if all(p.error for p in predictions):
@@ -233,15 +234,6 @@ def _period_range(period_min: Optional[float], period_max: Optional[float]) -> O
     if period_min is None and period_max is None:
         return None
     return period_min or 0.0, period_max if period_max is not None else float("inf")
-
-
-def _summary(candidates) -> str:
-    """``18.1641 d (p=0.93, SNR 14.2), 0.9414 d (BLS, outside the grid, SNR 595), ...``"""
-    parts = []
-    for c in candidates:
-        origin = "BLS, outside the grid" if c.outside_grid else f"p={c.probability:.2f}"
-        parts.append(f"{c.period_days:.4f} d ({origin}" + (f", SNR {c.snr:.1f})" if c.snr is not None else ")"))
-    return ", ".join(parts) or "no candidate"
 
 
 @app.command()
@@ -275,6 +267,7 @@ def run(
     config: Optional[Path] = ConfigOpt,
     model: Optional[Path] = typer.Option(None, help="Model file (default: the shipped model)."),
     workers: int = typer.Option(2, min=1, help="Worker processes for the dataset build."),
+    samples: int = typer.Option(2000, min=20, help="Simulated stars to build and evaluate on."),
 ) -> None:
     """The main job: simulated dataset, evaluation, example predictions, report folder."""
     from .mainjob import run_main_job
@@ -284,7 +277,7 @@ def run(
         cfg = _config(config)
         loaded = PeriodModel.load(model, grid=cfg.grid())
         with _progress() as bar:
-            summary = run_main_job(out, cfg, loaded, progress=_stage_bar(bar), workers=workers)
+            summary = run_main_job(out, cfg, loaded, progress=_stage_bar(bar), workers=workers, samples=samples)
     except _user_errors() as err:
         _fail(err)
     typer.echo(summary.read_text())

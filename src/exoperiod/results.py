@@ -24,7 +24,8 @@ if TYPE_CHECKING:  # imported lazily: matplotlib and lightkurve are slow to impo
     from .predict import Prediction
     from .refine import Candidate
 
-__all__ = ["candidates_frame", "candidates_table", "fold_candidate", "predictions_to_pandas", "write_csv"]
+__all__ = ["candidates_frame", "candidates_summary", "candidates_table", "fold_candidate", "predictions_to_pandas",
+           "write_csv"]
 
 #: Columns naming the input of each row in a batch table.
 INPUT_COLUMNS = ("input", "target", "mission", "rank")
@@ -39,6 +40,15 @@ def candidates_frame(prediction: Prediction) -> pd.DataFrame:
 
     rows = [{"rank": i, **c.to_dict()} for i, c in enumerate(prediction.candidates, start=1)]
     return pd.DataFrame(rows, columns=["rank", *Candidate.JSON_KEYS])
+
+
+def candidates_summary(candidates: Sequence[Candidate]) -> str:
+    """One line: ``18.1641 d (p=0.93, SNR 14.2), 0.9414 d (BLS, outside the grid, SNR 595.2)``."""
+    parts = []
+    for c in candidates:
+        origin = "BLS, outside the grid" if c.outside_grid else f"p={c.probability:.2f}"
+        parts.append(f"{c.period_days:.4f} d ({origin}" + (f", SNR {c.snr:.1f})" if c.snr is not None else ")"))
+    return ", ".join(parts) or "no candidate"
 
 
 def predictions_to_pandas(predictions: Sequence[Prediction]) -> pd.DataFrame:
