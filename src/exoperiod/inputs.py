@@ -43,6 +43,7 @@ import pandas as pd
 from astropy.table import Table
 from astropy.time import Time
 
+from .readers import _TIME_NAMES as TIME_NAMES  # the names a file's time column may have
 from .readers import READABLE_SUFFIXES, LightCurveReadError, lightcurve_from_columns, read_lightcurve
 
 __all__ = ["InputError", "TableColumns", "as_lightcurve"]
@@ -172,7 +173,7 @@ def _from_table(table: Table, name: str, flux_column: str, columns: TableColumns
     found = {str(key).strip().lower(): table[key] for key in table.colnames}
     if columns.flux is not None:
         # Only the named flux (and error): another flux column must not be picked instead.
-        wanted = {"time": columns.time or _first(found, ("time", "t", "bjd", "bkjd", "btjd", "dates")),
+        wanted = {"time": columns.time or _first(found, TIME_NAMES),
                   "flux": columns.flux, "flux_err": columns.flux_err, "quality": "quality"}
         chosen = {role: _column(found, col, name) for role, col in wanted.items()
                   if col is not None and (role != "quality" or col in found)}
@@ -183,7 +184,7 @@ def _from_table(table: Table, name: str, flux_column: str, columns: TableColumns
                 chosen[role] = _column(found, col, name)
     meta = {str(key).upper(): value for key, value in meta.items() if np.ndim(value) == 0}
     notes: list[str] = []
-    time_key = "time" if "time" in chosen else _first(chosen, ("t", "bjd", "bkjd", "btjd", "dates"))
+    time_key = _first(chosen, TIME_NAMES)
     if time_key is not None:
         chosen[time_key], note = _mission_days(chosen[time_key], columns.time_system, meta)
         notes += [note] if note else []
