@@ -41,6 +41,7 @@ def _main(
     log.handlers = [RichHandler(console=console, show_time=False, show_path=False, markup=False)]
     log.propagate = False
 
+
 # Errors a user can cause: shown as one line, never as a traceback.
 def _user_errors() -> tuple[type[Exception], ...]:
     from .config import ConfigError
@@ -183,7 +184,7 @@ def predict(
     from .inputs import TableColumns
     from .model import PeriodModel
     from .predict import predict_paths, write_json
-    from .results import candidates_summary
+    from .results import candidates_summary, write_csv
 
     if flux not in (None, "pdcsap", "sap"):
         _fail(ValueError(f"--flux must be pdcsap or sap, not {flux!r}"))
@@ -210,8 +211,6 @@ def predict(
         elif json_out is not None:
             write_json(predictions, json_out)
         if csv_out is not None:
-            from .results import write_csv
-
             write_csv(predictions, None if csv_out == "-" else Path(csv_out))
     except _user_errors() as err:
         _fail(err)
