@@ -70,12 +70,11 @@ def test_known_koi_period_among_refined_top3(name, shared_data, shipped_model):
         f"probabilities {[round(c.probability, 2) for c in prediction.candidates]}")
 
 
-def test_wasp18_period_or_outside_grid_note(shared_data, shipped_model):
+def test_wasp18_b_comes_first_inside_or_outside_the_grid(shared_data, shipped_model):
     prediction = predict(shared_data / WASP_18, shipped_model)
-    if shipped_model.grid.contains(WASP_18_B_DAYS):
-        assert _matches(prediction.periods[:3], [WASP_18_B_DAYS])
-    else:
-        assert any("outside" in note and "grid" in note for note in prediction.notes), prediction.notes
+    assert _matches(prediction.periods[:1], [WASP_18_B_DAYS])
+    first = prediction.candidates[0]
+    assert first.outside_grid == (not shipped_model.grid.contains(WASP_18_B_DAYS))
 
 
 @pytest.mark.parametrize("path", [NON_HOST_Q7, NON_HOST_Q15])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -16,6 +18,31 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Periods of transiting exoplanets from Kepler, K2 and TESS light curves.")
 # soft_wrap: a line printed to a log or a pipe (80 columns) is not broken in two.
 console = Console(stderr=True, soft_wrap=True)
+log = logging.getLogger("exoperiod")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"exoperiod {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log messages (-vv: debug)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Errors only: no progress bars, notes or summaries."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Periods of transiting exoplanets from Kepler, K2 and TESS light curves."""
+    from rich.logging import RichHandler
+
+    # exoperiod's own logger only: lightkurve and astropy keep their own handlers and levels.
+    log.setLevel(logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)])
+    log.handlers = [RichHandler(console=console, show_time=False, show_path=False, markup=False)]
+    log.propagate = False
 
 
 _user_errors = user_errors
@@ -27,12 +54,13 @@ def _fail(err: BaseException | str) -> None:
 
 
 def _progress() -> Progress:
+    # -q: errors only, so no bars either.
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                     console=console, transient=False,
                     # A log or a pipe gets the outcome, not a redrawn bar (nor, on failure, a
-                    # bar above the one error line).
-                    disable=not console.is_terminal)
+                    # bar above the one error line); -q silences them too.
+                    disable=not console.is_terminal or log.getEffectiveLevel() > logging.WARNING)
 
 
 def _config(path: Optional[Path]):
@@ -130,48 +158,77 @@ def train(
 def predict(
     paths: List[str] = typer.Argument(..., help="Light-curve files, folders or globs."),
     model: Optional[Path] = typer.Option(None, help="Model file (default: the shipped model)."),
+    config: Optional[Path] = ConfigOpt,
     top_k: int = typer.Option(3, "--top-k", min=1, help="Period bins to refine per planet search."),
     max_planets: int = typer.Option(3, "--max-planets", min=1, help="Planets to search for, one after another."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the predictions here (JSON list)."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Write the predictions here (JSON list; - for stdout)."),
+    csv_out: Optional[str] = typer.Option(None, "--csv", help="Write the candidates table here (CSV; - for stdout)."),
     plots: Optional[Path] = typer.Option(None, help="Folder for one PNG report per input."),
     views: Optional[Path] = typer.Option(None, help="Folder for the vetting views of each candidate "
                                                     "(one <file name>.<n>.npz per candidate)."),
-    flux: str = typer.Option("pdcsap", help="pdcsap | sap (SPOC files)."),
+    flux: Optional[str] = typer.Option(None, help="pdcsap | sap (SPOC files; default: the config's flux_column)."),
     tls: bool = typer.Option(False, help="Also refine with transitleastsquares (slow)."),
+    period_min: Optional[float] = typer.Option(None, "--period-min", min=0, help="Report only periods from this, days."),
+    period_max: Optional[float] = typer.Option(None, "--period-max", min=0, help="Report only periods up to this, days."),
+    off_grid: bool = typer.Option(True, help="Also search periods outside the model grid with BLS."),
+    time_column: Optional[str] = typer.Option(None, help="Time column of .csv/.tsv/.ecsv tables."),
+    flux_column: Optional[str] = typer.Option(None, help="Flux column of .csv/.tsv/.ecsv tables."),
+    flux_err_column: Optional[str] = typer.Option(None, help="Flux error column of .csv/.tsv/.ecsv tables."),
+    time_system: Optional[str] = typer.Option(None, help="Time system of tables: bkjd | btjd | bjd | jd."),
 ) -> None:
     """Periods of transiting planets in light curves, refined and verified."""
+    from .inputs import TableColumns
+    from .model import PeriodModel
     from .predict import predict_paths, write_json
+    from .results import candidates_summary, write_csv
 
-    if flux not in ("pdcsap", "sap"):
+    if flux not in (None, "pdcsap", "sap"):
         _fail(ValueError(f"--flux must be pdcsap or sap, not {flux!r}"))
+    if None not in (period_min, period_max) and period_min >= period_max:
+        _fail(ValueError(f"--period-min ({period_min:g}) must be below --period-max ({period_max:g})"))
     try:
+        cfg = _config(config)
+        columns = TableColumns(time_column, flux_column, flux_err_column, time_system)
+        loaded = PeriodModel.load(model, grid=cfg.grid())
+        log.info("model %s, grid %s", model or "shipped", cfg.grid().to_dict())
         with _progress() as bar:
             task = bar.add_task("predict", total=None, info="")
 
             def report(done: int, total: int, prediction) -> None:
                 bar.update(task, completed=done, total=total, info=Path(prediction.input).name)
+                log.debug("%s: %.2f s", prediction.input, prediction.timing_seconds.get("wall", 0.0))
 
-            predictions = predict_paths(paths, model, top_k=top_k, max_planets=max_planets, flux_column=flux,
-                                        plots_dir=plots, progress=report, use_tls=tls,
-                                        views_dir=views)
-        if json_out is not None:
+            predictions = predict_paths(paths, loaded, top_k=top_k, max_planets=max_planets,
+                                        flux_column=flux or cfg.flux_column, plots_dir=plots, progress=report,
+                                        use_tls=tls, off_grid=off_grid, columns=columns, views_dir=views,
+                                        period_range_days=_period_range(period_min, period_max))
+        if json_out == "-":
+            typer.echo(json.dumps([p.to_dict() for p in predictions], indent=2, allow_nan=False))
+        elif json_out is not None:
             write_json(predictions, json_out)
+        if csv_out is not None:
+            write_csv(predictions, None if csv_out == "-" else Path(csv_out))
     except _user_errors() as err:
         _fail(err)
     if not predictions:
         _fail(FileNotFoundError(f"no light-curve files found in {' '.join(paths)}"))
+    # The summary goes to stderr when stdout carries the JSON or CSV.
+    to_stderr = "-" in (json_out, csv_out)
     for p in predictions:
         if p.error:
             typer.echo(typer.style(one_line(p.error), fg="red"), err=True)
-        else:
-            best = ", ".join(f"{c.period_days:.4f} d (p={c.probability:.2f}, SNR {c.snr:.1f})"
-                             if c.snr is not None else f"{c.period_days:.4f} d (p={c.probability:.2f})"
-                             for c in p.candidates) or "no candidate"
-            typer.echo(f"{p.input}: {p.target or '-'}: {best}")
+        elif log.getEffectiveLevel() <= logging.WARNING:
+            typer.echo(f"{p.input}: {p.target or '-'}: {candidates_summary(p.candidates)}", err=to_stderr)
             for note in p.notes:
-                typer.echo(f"    note: {note}")
+                typer.echo(f"    note: {note}", err=to_stderr)
     if all(p.error for p in predictions):
         raise typer.Exit(1)
+
+
+def _period_range(period_min: Optional[float], period_max: Optional[float]) -> Optional[tuple[float, float]]:
+    if period_min is None and period_max is None:
+        return None
+    return period_min or 0.0, period_max if period_max is not None else float("inf")
 
 
 @app.command()
@@ -205,6 +262,7 @@ def run(
     config: Optional[Path] = ConfigOpt,
     model: Optional[Path] = typer.Option(None, help="Model file (default: the shipped model)."),
     workers: int = typer.Option(2, min=1, help="Worker processes for the dataset build."),
+    samples: int = typer.Option(2000, min=20, help="Simulated stars to build and evaluate on."),
 ) -> None:
     """The main job: simulated dataset, evaluation, example predictions, report folder."""
     from .mainjob import run_main_job
@@ -214,7 +272,7 @@ def run(
         cfg = _config(config)
         loaded = PeriodModel.load(model, grid=cfg.grid())
         with _progress() as bar:
-            summary = run_main_job(out, cfg, loaded, progress=_stage_bar(bar), workers=workers)
+            summary = run_main_job(out, cfg, loaded, progress=_stage_bar(bar), workers=workers, samples=samples)
     except _user_errors() as err:
         _fail(err)
     typer.echo(summary.read_text())

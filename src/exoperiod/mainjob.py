@@ -23,7 +23,9 @@ REAL_EXAMPLES = (
     ("lightcurves/kepler/4139816/kplr004139816_Q1-Q17_anomaly_standardized.npz", "Kepler-235 Q1-Q17"),
 )
 EXAMPLE_PLANETS_DAYS = (4.7, 13.9)
-MAIN_JOB_COUNTS = {"synthetic_samples_count": 1500, "negative_sample_count": 500, "positive_sample_count": 0}
+#: Simulated stars of the main job's dataset, and the share of them with injected planets.
+MAIN_JOB_SAMPLES = 2000
+SYNTHETIC_SHARE = 0.75
 
 
 def example_lightcurve(path: Path, config: Config) -> tuple[Path, list[float]]:
@@ -65,18 +67,25 @@ def run_main_job(
     model: PeriodModel | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     workers: int = 2,
+    samples: int = MAIN_JOB_SAMPLES,
 ) -> Path:
     """Run the main job into ``out_dir``; return the path of its ``README.md`` summary.
 
     ``progress(stage, done, total)`` reports the dataset build, evaluation and predictions.
+    ``samples`` simulated stars are built (:data:`SYNTHETIC_SHARE` of them with planets);
+    fewer make a quicker, noisier evaluation.
     """
     from .datasets import build_datasets
     from .evaluate import evaluate_model, markdown_table
     from .predict import predict_paths, write_json
+    from .results import candidates_summary
 
     out = Path(out_dir)
     model = model or PeriodModel.load()
-    data_config = config.model_copy(update={**MAIN_JOB_COUNTS, "output_root": str(out / "data")})
+    synthetic = round(SYNTHETIC_SHARE * samples)
+    counts = {"synthetic_samples_count": synthetic, "negative_sample_count": samples - synthetic,
+              "positive_sample_count": 0}
+    data_config = config.model_copy(update={**counts, "output_root": str(out / "data")})
     build_datasets(data_config, source="simulated", only=("negative", "synthetic"), workers=workers,
                    progress=progress)
     evaluation = evaluate_model(model, out / "data", data_config, split="test", out_dir=out / "evaluation",
@@ -93,7 +102,7 @@ def run_main_job(
 
     rows = []
     for (path, name), pred in zip(inputs, predictions):
-        found = "; ".join(f"{c.period_days:.3f} d (p={c.probability:.2f})" for c in pred.candidates) or (pred.error or "none")
+        found = pred.error or candidates_summary(pred.candidates)
         rows.append([name, found, f"predictions/{Path(path).name}.png"])
     summary = [
         "# exoperiod main job", "",

@@ -234,11 +234,12 @@ class PeriodModel:
 
         Parameters
         ----------
-        data : lightkurve.LightCurve, Series, or ndarray
-            A light curve of any length (preprocessed here and searched as a whole),
-            a preprocessed :class:`~exoperiod.preprocess.Series`, one uniform flux
-            series of shape (n,) in units of its noise, or a batch of fixed-length
-            windows of shape (k, n) (e.g. the dataset's ``arr_0``), each scored alone.
+        data : light curve, Series, or ndarray
+            A light curve of any length in any form :func:`exoperiod.inputs.as_lightcurve`
+            takes (preprocessed here and searched as a whole), a preprocessed
+            :class:`~exoperiod.preprocess.Series`, one uniform flux series of shape (n,)
+            in units of its noise, or a batch of fixed-length windows of shape (k, n)
+            (e.g. the dataset's ``arr_0``), each scored alone.
         mask : ndarray of bool, optional
             Valid cells of array input; default: finite cells.
 
@@ -247,6 +248,7 @@ class PeriodModel:
         ndarray
             Shape (bins,) for a light curve, a Series or one series; (k, bins) for a batch.
         """
+        from .inputs import as_lightcurve
         from .preprocess import Series, to_series
 
         if isinstance(data, np.ndarray):
@@ -255,5 +257,5 @@ class PeriodModel:
             flux = np.where(mask, flux, 0.0)
             proba = np.stack([_sigmoid(self.score_series(f, m).logits) for f, m in zip(flux, mask)])
             return proba[0] if data.ndim == 1 else proba
-        series = data if isinstance(data, Series) else to_series(data, self.config)
+        series = data if isinstance(data, Series) else to_series(as_lightcurve(data), self.config)
         return _sigmoid(self.score_series(series.flux, series.mask).logits)

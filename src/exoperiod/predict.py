@@ -42,9 +42,10 @@ import lightkurve as lk
 import numpy as np
 
 from .grid import PeriodGrid
+from .inputs import INPUT_SUFFIXES, TableColumns, as_lightcurve
 from .model import PeriodModel, Scored
+from .offgrid import explained_by, search_outside_grid
 from .preprocess import Series, to_series
-from .readers import READABLE_SUFFIXES, read_lightcurve
 from .refine import HARMONICS, Candidate, TransitSearch, refine_bin
 
 #: A bin needs this probability to count as a planet in the multi-planet search.
@@ -148,6 +149,30 @@ class Prediction:
 
         return candidate_views(self, candidate)
 
+    def to_pandas(self):
+        """The candidates as a pandas DataFrame (see :mod:`exoperiod.results`)."""
+        from .results import candidates_frame
+
+        return candidates_frame(self)
+
+    def to_table(self):
+        """The candidates as an astropy Table with units."""
+        from .results import candidates_table
+
+        return candidates_table(self)
+
+    def plot(self, known_periods_days: Sequence[float] = ()):
+        """The report figure (matplotlib Figure) that ``--plots`` saves as PNG."""
+        from .report import report_figure
+
+        return report_figure(self, known_periods_days)
+
+    def fold(self, candidate: Candidate | int = 0) -> lk.FoldedLightCurve:
+        """The detrended light curve folded at a candidate (or its index) as lightkurve's FoldedLightCurve."""
+        from .results import fold_candidate
+
+        return fold_candidate(self, candidate)
+
 
 class CpuClock:
     """CPU seconds per stage, summed over every time a stage is entered."""
@@ -206,14 +231,16 @@ def predict(
     flux_column: Literal["pdcsap", "sap"] = "pdcsap",
     use_tls: bool = False,
     min_probability: float = MIN_PROBABILITY,
+    columns: TableColumns | None = None,
+    off_grid: bool = True,
+    period_range_days: tuple[float, float] | None = None,
 ) -> Prediction:
     """Periods of transiting planets in one light curve.
 
     Parameters
     ----------
-    lc_or_path : lightkurve.LightCurve or path
-        A light curve as :func:`exoperiod.readers.read_lightcurve` returns it, or a file
-        it can read.
+    lc_or_path : path, LightCurve, LightCurveCollection, TimeSeries, Table, DataFrame or arrays
+        A light curve in any form :func:`exoperiod.inputs.as_lightcurve` takes.
     model : PeriodModel, path or None
         The model (None: the one shipped with the package).
     top_k : int
@@ -226,6 +253,12 @@ def predict(
         Refine with transit least squares instead of BLS (much slower).
     min_probability : float
         Bin probability a further planet needs.
+    columns : TableColumns, optional
+        Column names and time system of a table input.
+    off_grid : bool
+        Also search periods outside the model's grid with BLS (:mod:`exoperiod.offgrid`).
+    period_range_days : (float, float), optional
+        Report only candidates with periods in this range, days.
 
     Returns
     -------
@@ -243,7 +276,7 @@ def predict(
     model = resolve_model(model)
     clock = CpuClock()
     with clock("read_preprocess"):
-        lc = lc_or_path if isinstance(lc_or_path, lk.LightCurve) else read_lightcurve(lc_or_path, flux_column)
+        lc = as_lightcurve(lc_or_path, flux_column, columns)
         series = to_series(lc, model.config)
     with clock("model"):
         scored = model.score_series(series.flux, series.mask)
@@ -251,12 +284,15 @@ def predict(
     candidates, notes = _search_planets(series, scored, model, clock, top_k=top_k,
                                         max_planets=max_planets, min_probability=min_probability,
                                         standardized=standardized, use_tls=use_tls)
+    with clock("refine"):
+        candidates = _off_grid_and_range(candidates, notes, series.detrended, model.grid, standardized, off_grid,
+                                         period_range_days)
     if standardized:
         notes.append("the flux is standardized (zero median, unit variance): depth_ppm is null; "
                      "depths and the plotted flux are in units of the scatter")
-    notes += _grid_edge_notes(candidates, model.grid)
+    notes += _grid_edge_notes(candidates, model.grid) + lc.meta.get("INPUT_NOTES", [])
     timing = dict(clock.seconds, wall=time.perf_counter() - wall_start)
-    given = lc_or_path if not isinstance(lc_or_path, lk.LightCurve) else lc.meta.get("FILENAME") or lc.meta.get("LABEL")
+    given = lc_or_path if isinstance(lc_or_path, (str, os.PathLike)) else lc.meta.get("FILENAME") or lc.meta.get("LABEL")
     return Prediction(
         input=str(given),
         target=_target(lc),
@@ -348,6 +384,31 @@ def _search_planets(
     return planets + others, notes
 
 
+def _off_grid_and_range(
+    candidates: list[Candidate],
+    notes: list[str],
+    detrended: lk.LightCurve,
+    grid: PeriodGrid,
+    standardized: bool,
+    off_grid: bool,
+    period_range_days: tuple[float, float] | None,
+) -> list[Candidate]:
+    """Put a stronger off-grid planet first (dropping its aliases), then keep the
+    candidates inside ``period_range_days`` (saying so in ``notes``)."""
+    extra = None
+    if off_grid:
+        extra, off_grid_notes = search_outside_grid(detrended, grid, candidates, standardized,
+                                                    period_range_days)
+        notes += off_grid_notes
+    if extra is not None:
+        candidates = [extra] + [c for c in candidates if not (_is_alias(c, extra) or explained_by(c, extra))]
+    if period_range_days is not None:
+        lo, hi = period_range_days
+        candidates = [c for c in candidates if lo <= c.period_days <= hi]
+        notes.append(f"candidates restricted to periods in [{lo:g}, {hi:g}] d")
+    return candidates
+
+
 def _is_alias(candidate: Candidate, other: Candidate) -> bool:
     """``candidate`` repeats ``other``: periods in a ratio n or 1/n (n = 1 ..
     :data:`MAX_ALIAS_ORDER`) and transits at the same times, so that the longer period's
@@ -405,7 +466,7 @@ def expand_paths(paths: Sequence[str | os.PathLike]) -> list[str]:
 
 
 def _readable_files(candidates) -> list[str]:
-    return sorted(str(p) for p in candidates if p.is_file() and p.name.lower().endswith(READABLE_SUFFIXES))
+    return sorted(str(p) for p in candidates if p.is_file() and p.name.lower().endswith(INPUT_SUFFIXES))
 
 
 def predict_paths(
@@ -418,6 +479,7 @@ def predict_paths(
     progress: ProgressCallback | None = None,
     use_tls: bool = False,
     views_dir: str | os.PathLike | None = None,
+    **predict_options,
 ) -> list[Prediction]:
     """Predict every file of ``paths``; a file that fails gives an error Prediction.
 
@@ -436,6 +498,8 @@ def predict_paths(
         :func:`exoperiod.views.write_views`).
     progress : callable, optional
         ``progress(done, total, prediction)`` after each input.
+    **predict_options
+        Further keywords of :func:`predict` (``columns``, ``off_grid``, ``period_range_days``).
 
     Returns
     -------
@@ -451,7 +515,7 @@ def predict_paths(
     for done, path in enumerate(files, start=1):
         try:
             prediction = predict(path, model, top_k=top_k, max_planets=max_planets,
-                                 flux_column=flux_column, use_tls=use_tls)
+                                 flux_column=flux_column, use_tls=use_tls, **predict_options)
         except Exception as err:  # noqa: BLE001 - one odd file must not stop a batch
             prediction = Prediction.failed(path, _one_line(err, path))
         if plots_dir is not None and prediction.error is None:

@@ -35,7 +35,7 @@ from lightkurve.io.generic import read_generic_lightcurve
 from lightkurve.io.k2sff import read_k2sff_lightcurve
 from lightkurve.utils import KeplerQualityFlags, TessQualityFlags
 
-__all__ = ["LightCurveReadError", "read_lightcurve"]
+__all__ = ["LightCurveReadError", "lightcurve_from_columns", "read_lightcurve"]
 
 #: Kepler long cadence, the time step given to flux-only ``arr_0`` samples.
 SYNTHETIC_CADENCE_DAYS = 29.4244 / 1440.0
@@ -169,6 +169,41 @@ def read_lightcurve(
         raise LightCurveReadError(f"{path}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - damaged files break astropy/pandas/lightkurve in many ways
         raise LightCurveReadError(f"{path}: unreadable file ({_one_line(exc)})") from None
+
+
+def lightcurve_from_columns(
+    columns: dict[str, Any],
+    name: str,
+    flux_column: Literal["pdcsap", "sap"] = "pdcsap",
+    meta: dict[str, Any] | None = None,
+) -> lk.LightCurve:
+    """A light curve from in-memory columns, cleaned up exactly as a file would be.
+
+    Parameters
+    ----------
+    columns : dict
+        Column name (any case) -> 1-D values; the time, flux, flux_err and quality
+        columns are found by the names a CSV file may use (``time``/``bkjd``/...,
+        ``pdcsap_flux``/``flux``/..., ``flux_err``/..., ``quality``).
+    name : str
+        What to call the input in messages and in ``meta["FILENAME"]``; a file-like name
+        (``kplr009002278...``) also identifies the target.
+    flux_column, meta
+        As for :func:`read_lightcurve`; ``meta`` holds header-like keys (``MISSION``,
+        ``OBJECT``, ``TICID``, ...).
+
+    Raises
+    ------
+    LightCurveReadError
+        ``"<name>: <problem>"``, as for a file.
+    """
+    lowered = {str(key).strip().lower(): value for key, value in columns.items()}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _finish(Path(name), _from_columns(lowered, flux_column, dict(meta or {})), "default")
+    except _BadFile as exc:
+        raise LightCurveReadError(f"{name}: {exc}") from None
 
 
 def _reader_for(path: Path) -> Callable[[Path, str], _Raw]:

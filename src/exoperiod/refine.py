@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import lightkurve as lk
@@ -31,6 +31,7 @@ from astropy.timeseries import BoxLeastSquares
 from scipy.optimize import least_squares
 
 from .coherent import typical_duration_days
+from .ephemeris import ephemeris_fields, polish
 
 HOURS_PER_DAY = 24.0
 #: Trial transit durations of the BLS, hours (the longest also capped by the period).
@@ -110,6 +111,13 @@ class Candidate:
     box_depth : float
         Box depth in units of the detrended flux (also for standardized flux); used to
         draw the box.
+    period_err_days, t0_err_days, duration_err_hours, depth_err_ppm : float or None
+        1-sigma uncertainties (how: :mod:`exoperiod.ephemeris`); None when not measured.
+    transit_times_btjd_or_bkjd : list of float
+        Mid-times of the transits with data, in the light curve's time system.
+    outside_grid : bool
+        Found by BLS outside the model's period grid (:mod:`exoperiod.offgrid`); then
+        ``probability`` is NaN (JSON null) and ``bin_index`` -1.
     """
 
     period_days: float
@@ -124,10 +132,18 @@ class Candidate:
     note: str | None = None
     better_period_days: float | None = None
     box_depth: float = 0.0
+    period_err_days: float | None = None
+    t0_err_days: float | None = None
+    duration_err_hours: float | None = None
+    depth_err_ppm: float | None = None
+    transit_times_btjd_or_bkjd: list[float] = field(default_factory=list)
+    outside_grid: bool = False
 
     JSON_KEYS: ClassVar[tuple[str, ...]] = (
         "period_days", "probability", "t0_btjd_or_bkjd", "duration_hours", "depth_ppm", "snr",
         "odd_even_depth_ratio", "bin_index", "search_pass", "note", "better_period_days",
+        "period_err_days", "t0_err_days", "duration_err_hours", "depth_err_ppm", "outside_grid",
+        "transit_times_btjd_or_bkjd",
     )
 
     def to_dict(self) -> dict:
@@ -443,6 +459,23 @@ def refine_bin(
             notes.append("TLS found nothing in this bin; BLS values shown")
         else:
             fit = tls
+    return candidate_from_fit(search, fit, probability, bin_index, search_pass, standardized, notes)
+
+
+def candidate_from_fit(
+    search: TransitSearch,
+    fit: BoxFit,
+    probability: float,
+    bin_index: int,
+    search_pass: int,
+    standardized: bool,
+    notes: list[str],
+) -> Candidate:
+    """A :class:`Candidate` of a fitted box: harmonics and odd/even vetted, uncertainties measured.
+
+    ``notes`` (words for the candidate's ``note``) is extended with the vetting's warnings.
+    """
+    fit = polish(search, fit)
     harmonic = search.better_harmonic(fit)
     if harmonic is not None:
         notes.append(f"{harmonic[0]} = {harmonic[1]:.4f} d explains the data better")
@@ -461,4 +494,5 @@ def refine_bin(
         note="; ".join(notes) or None,
         better_period_days=None if harmonic is None else harmonic[1],
         box_depth=fit.depth,
+        **ephemeris_fields(search, fit, standardized),
     )

@@ -57,10 +57,7 @@ def plot_prediction(
     Path
         ``path``.
     """
-    if prediction.lightcurve is None or prediction.series is None:
-        raise ValueError("the prediction carries no light curve (made by predict_paths?); "
-                         "use predict() or predict_paths(plots_dir=...)")
-    fig = _figure(prediction, known_periods_days)
+    fig = report_figure(prediction, known_periods_days)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -73,7 +70,11 @@ def plot_prediction(
     return path
 
 
-def _figure(prediction: Prediction, known_periods_days: Sequence[float]) -> Figure:
+def report_figure(prediction: Prediction, known_periods_days: Sequence[float] = ()) -> Figure:
+    """The report as a matplotlib Figure (see :func:`plot_prediction`); close it when done."""
+    if prediction.lightcurve is None or prediction.series is None:
+        raise ValueError("the prediction carries no light curve (made by predict_paths?); "
+                         "use predict() or predict_paths(plots_dir=...)")
     candidates = prediction.candidates
     candidate_rows = -(-len(candidates) // PANELS_PER_ROW)
     # Each row of folded candidates has a row of their vetting views below it.
@@ -191,6 +192,8 @@ def _plot_probabilities(ax: Axes, prediction: Prediction, known_periods_days: Se
         off_axis = f" (off the axis: {', '.join(f'{p:g}' for p in outside)} d)" if outside else ""
         ax.plot([], [], color="tab:cyan", ls="--", label="known periods" + off_axis)
     for i, candidate in enumerate(prediction.candidates):
+        if candidate.outside_grid:  # no bin, no probability: only its fold is drawn
+            continue
         # A planet found after masking others has the probability of its own search pass.
         x, y = centres[candidate.bin_index], candidate.probability
         ax.plot(x, y, "o", color=_colour(i), ms=8, mfc="white" if candidate.search_pass else _colour(i), mew=2)
@@ -281,7 +284,8 @@ def _depth_text(prediction: Prediction, relative_depth: float) -> str:
 def _fold_title(index: int, candidate: Candidate) -> str:
     depth = f"{candidate.depth_ppm:.0f} ppm" if candidate.depth_ppm is not None else f"{candidate.box_depth:.2f} sigma"
     found = "" if candidate.search_pass == 0 else f", pass {candidate.search_pass + 1}"
-    return (f"#{index + 1}  P = {candidate.period_days:.4f} d   prob {candidate.probability:.2f}{found}\n"
+    origin = "outside the grid (BLS)" if candidate.outside_grid else f"prob {candidate.probability:.2f}"
+    return (f"#{index + 1}  P = {candidate.period_days:.4f} d   {origin}{found}\n"
             f"SNR {candidate.snr:.1f}   depth {depth}   dur {candidate.duration_hours:.1f} h")
 
 

@@ -1,0 +1,142 @@
+"""Results as tables, figures and folds; transit times and uncertainties; periods outside
+the model grid (exoperiod.results, exoperiod.ephemeris, exoperiod.offgrid)."""
+
+from __future__ import annotations
+
+import json
+
+import astropy.units as u
+import lightkurve as lk
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from exoperiod import Prediction, predict, predictions_to_pandas
+from exoperiod.grid import PeriodGrid
+from exoperiod.offgrid import off_grid_ranges
+from exoperiod.refine import Candidate
+
+WASP_18 = "lightcurves/tess/100100827/wasp18b.fits"
+#: WASP-18 b, Shporer et al. (2019) from TESS: P = 0.941452419 +- 0.000000065 d.
+WASP_18_B_DAYS = 0.9414524
+KEPLER62_Q13 = "lightcurves/kepler/9002278/kplr009002278-2012179063303_llc.fits"
+#: Kepler-62 b (KOI cumulative table): 18.16406 d.
+KEPLER62_B_DAYS = 18.16406
+
+
+@pytest.fixture(scope="module")
+def wasp18(shared_data, shipped_model) -> Prediction:
+    return predict(shared_data / WASP_18, shipped_model)
+
+
+@pytest.fixture(scope="module")
+def kepler62(shared_data, shipped_model) -> Prediction:
+    return predict(shared_data / KEPLER62_Q13, shipped_model)
+
+
+def test_wasp18_b_is_found_outside_the_grid_and_reported_first(wasp18) -> None:
+    first = wasp18.candidates[0]
+    assert first.outside_grid and first.bin_index == -1
+    assert first.period_days == pytest.approx(WASP_18_B_DAYS, rel=2e-5)
+    assert "outside the model grid [1, 40] d, found by BLS" in first.note
+    # Its aliases are not reported again: 2P = 1.88 d, which the model scored, and 4P/3 =
+    # 1.26 d, whose box holds every third transit.
+    for ratio in (2.0, 4 / 3):
+        assert not any(abs(p / (ratio * WASP_18_B_DAYS) - 1) < 0.01 for p in wasp18.periods), wasp18.periods
+    as_json = json.loads(json.dumps(wasp18.to_dict(), allow_nan=False))
+    assert as_json["candidates"][0]["probability"] is None and as_json["candidates"][0]["outside_grid"] is True
+
+
+def test_an_in_grid_planet_keeps_the_model_candidates(kepler62) -> None:
+    # No off-grid box beats Kepler-62 b's SNR: nothing is added.
+    assert not any(c.outside_grid for c in kepler62.candidates)
+    assert kepler62.periods[0] == pytest.approx(KEPLER62_B_DAYS, rel=1e-3)
+
+
+def test_transit_times_are_the_observed_transits(wasp18) -> None:
+    first = wasp18.candidates[0]
+    times = np.asarray(first.transit_times_btjd_or_bkjd)
+    time = wasp18.lightcurve.time.value
+    cycles = (times - first.t0_btjd_or_bkjd) / first.period_days
+    np.testing.assert_allclose(cycles, np.round(cycles), atol=1e-9)
+    assert times[0] == first.t0_btjd_or_bkjd and time[0] <= times[0] and times[-1] <= time[-1]
+    # Sector 2 (27.4 d, with a gap at the downlink) shows 28 of the 29 transits in its span.
+    assert 25 <= len(times) <= int(np.ptp(time) / first.period_days) + 1
+    for t in times:
+        assert np.any(np.abs(time - t) < 0.5 * first.duration_hours / 24)
+
+
+def test_uncertainties_are_positive_and_cover_kepler62_b(kepler62) -> None:
+    b = kepler62.candidates[0]
+    for err in (b.period_err_days, b.t0_err_days, b.duration_err_hours, b.depth_err_ppm):
+        assert err is not None and err > 0
+    # Five transits in a quarter: the catalogue period is within 3 sigma.
+    assert abs(b.period_days - KEPLER62_B_DAYS) < 3 * b.period_err_days
+    assert b.depth_ppm / b.depth_err_ppm == pytest.approx(b.snr, rel=0.05)
+
+
+def test_to_pandas_and_to_table_hold_the_candidates(kepler62) -> None:
+    frame = kepler62.to_pandas()
+    assert list(frame["rank"]) == list(range(1, len(kepler62.candidates) + 1))
+    assert list(frame.columns[1:]) == list(Candidate.JSON_KEYS)
+    np.testing.assert_allclose(frame["period_days"], kepler62.periods)
+    table = kepler62.to_table()
+    assert table["period_days"].unit == u.day and table["duration_hours"].unit == u.hour
+    assert (table["depth_ppm"].quantity[0]).to_value(u.one) == pytest.approx(frame["depth_ppm"][0] * 1e-6)
+
+
+def test_batch_table_keeps_failed_inputs(kepler62, wasp18) -> None:
+    failed = Prediction.failed("missing.fits", "missing.fits: file not found")
+    frame = predictions_to_pandas([kepler62, failed, wasp18])
+    assert len(frame) == len(kepler62.candidates) + 1 + len(wasp18.candidates)
+    row = frame[frame["input"] == "missing.fits"].iloc[0]
+    assert row["error"] == "missing.fits: file not found" and row["rank"] == 0 and np.isnan(row["period_days"])
+    assert set(frame["target"].dropna()) == {"KIC 9002278", "TIC 100100827"}
+
+
+def test_plot_returns_the_report_figure(kepler62) -> None:
+    fig = kepler62.plot(known_periods_days=[KEPLER62_B_DAYS])
+    try:
+        assert isinstance(fig, Figure)
+        # Light curve, detrended, probabilities, and one fold per candidate.
+        assert len(fig.axes) == 3 + len(kepler62.candidates)
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def test_the_report_names_an_off_grid_candidate(wasp18) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = wasp18.plot()
+    try:
+        titles = [ax.get_title(loc="left") for ax in fig.axes]
+        assert any(t.startswith("#1  P = 0.9414 d   outside the grid (BLS)") for t in titles), titles
+    finally:
+        plt.close(fig)
+
+
+def test_fold_puts_the_transit_at_phase_zero(wasp18) -> None:
+    folded = wasp18.fold(0)
+    assert isinstance(folded, lk.FoldedLightCurve)
+    phase_hours = folded.time.value * 24
+    first = wasp18.candidates[0]
+    inside = np.abs(phase_hours) < 0.25 * first.duration_hours
+    outside = np.abs(phase_hours) > first.duration_hours
+    depth = np.median(folded.flux.value[outside]) - np.median(folded.flux.value[inside])
+    assert depth == pytest.approx(first.depth_ppm * 1e-6, rel=0.2)
+    assert wasp18.fold(first).time.value == pytest.approx(folded.time.value)
+    with pytest.raises(IndexError, match="candidate 9 does not exist"):
+        wasp18.fold(9)
+
+
+def test_off_grid_ranges_and_the_period_range(shared_data, shipped_model) -> None:
+    grid = PeriodGrid()
+    short = off_grid_ranges(grid, 27.0)
+    assert short[0][0] == 0.3 and short[-1][1] == 1.0 and all(hi / lo <= 1.8 + 1e-9 for lo, hi in short)
+    assert off_grid_ranges(grid, 90.0)[-1] == (40.0, 45.0)
+    assert off_grid_ranges(grid, 90.0, (2.0, 42.0)) == [(40.0, 42.0)]
+    restricted = predict(shared_data / WASP_18, shipped_model, period_range_days=(1.0, 3.0))
+    assert restricted.periods and all(1.0 <= p <= 3.0 for p in restricted.periods)
+    assert "candidates restricted to periods in [1, 3] d" in restricted.notes
