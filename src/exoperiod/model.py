@@ -48,12 +48,20 @@ class BinFold:
         Best box SNR in the bin (0 where the bin has no trial).
     period_days, epoch_days, duration_days : ndarray
         Period, box centre (days after the series' first cell) and box width of that trial.
+    snr_mean, snr_std : float
+        Mean and standard deviation of the best box SNR over all trial periods (for the SDE).
     """
 
     snr: np.ndarray
     period_days: np.ndarray
     epoch_days: np.ndarray
     duration_days: np.ndarray
+    snr_mean: float = 0.0
+    snr_std: float = 1.0
+
+    def sde(self, b: int) -> float:
+        """Signal detection efficiency of bin ``b``: TLS's SDE on this periodogram."""
+        return float((self.snr[b] - self.snr_mean) / self.snr_std) if self.snr_std > 0 else 0.0
 
 
 def best_per_bin(fold: FoldResult, grid: PeriodGrid) -> BinFold:
@@ -72,7 +80,7 @@ def best_per_bin(fold: FoldResult, grid: PeriodGrid) -> BinFold:
     out["period_days"][bins] = fold.periods_days[pick]
     out["epoch_days"][bins] = fold.epoch_days[pick]
     out["duration_days"][bins] = fold.duration_days[pick]
-    return BinFold(**out)
+    return BinFold(**out, snr_mean=float(np.mean(fold.snr)), snr_std=float(np.std(fold.snr)))
 
 
 def fold_features(best: BinFold, grid: PeriodGrid, valid_days: float) -> np.ndarray:

@@ -334,8 +334,9 @@ def _search_planets(
     edges = model.grid.edges_days
 
     def refine(search: TransitSearch, found: Scored, b: int, search_pass: int) -> Candidate:
-        return refine_bin(search, edges[b], edges[b + 1], peak_probability(_sigmoid(found.logits), b), b, search_pass,
-                          standardized, use_tls, seed_period_days=float(found.best.period_days[b]))
+        candidate = refine_bin(search, edges[b], edges[b + 1], peak_probability(_sigmoid(found.logits), b), b,
+                               search_pass, standardized, use_tls, seed_period_days=float(found.best.period_days[b]))
+        return replace(candidate, sde=found.best.sde(b))
 
     logits = scored.logits
     with clock("refine"):

@@ -118,6 +118,12 @@ class Candidate:
     outside_grid : bool
         Found by BLS outside the model's period grid (:mod:`exoperiod.offgrid`); then
         ``probability`` is NaN (JSON null) and ``bin_index`` -1.
+    sde : float or None
+        Signal detection efficiency of the coherent search, as TLS defines its SDE: the
+        best box SNR in the candidate's bin minus the mean over all trial periods, in
+        standard deviations of the periodogram. A significance that does not depend on
+        the model (TLS's rule of thumb: SDE > 9 is a false-alarm rate below 1e-4 on
+        white noise); None outside the grid.
     """
 
     period_days: float
@@ -138,12 +144,13 @@ class Candidate:
     depth_err_ppm: float | None = None
     transit_times_btjd_or_bkjd: list[float] = field(default_factory=list)
     outside_grid: bool = False
+    sde: float | None = None
 
     JSON_KEYS: ClassVar[tuple[str, ...]] = (
         "period_days", "probability", "t0_btjd_or_bkjd", "duration_hours", "depth_ppm", "snr",
         "odd_even_depth_ratio", "bin_index", "search_pass", "note", "better_period_days",
         "period_err_days", "t0_err_days", "duration_err_hours", "depth_err_ppm", "outside_grid",
-        "transit_times_btjd_or_bkjd",
+        "transit_times_btjd_or_bkjd", "sde",
     )
 
     def to_dict(self) -> dict:
