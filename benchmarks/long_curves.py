@@ -158,7 +158,7 @@ def _rate(hits: pd.Series) -> str:
     k, n = int(hits.sum()), len(hits)
     if n == 0:
         return "-"
-    lo, hi = binom_conf_interval(k, n, interval="wilson")
+    lo, hi = binom_conf_interval(k, n, confidence_level=0.95, interval="wilson")
     return f"{100 * k / n:.0f} [{100 * lo:.0f}-{100 * hi:.0f}] (n={n})"
 
 

@@ -99,7 +99,8 @@ def test_plot_returns_the_report_figure(kepler62) -> None:
     try:
         assert isinstance(fig, Figure)
         # Light curve, detrended, probabilities, and one fold per candidate.
-        assert len(fig.axes) == 3 + len(kepler62.candidates)
+        # Three light-curve panels, and per candidate its fold and its vetting views.
+        assert len(fig.axes) == 3 + 2 * len(kepler62.candidates)
     finally:
         import matplotlib.pyplot as plt
 

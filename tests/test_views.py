@@ -195,9 +195,9 @@ def test_cli_views_writes_one_file_per_candidate(tmp_path, shared_data, shipped_
 def test_the_report_draws_the_same_views_a_vetting_model_gets(kepler62):
     import matplotlib.pyplot as plt
 
-    from exoperiod.report import _figure
+    from exoperiod.report import report_figure
 
-    fig = _figure(kepler62, ())
+    fig = report_figure(kepler62, ())
     try:
         panels = [ax for ax in fig.axes if "vetting views" in ax.get_title(loc="left")]
         assert len(panels) == len(kepler62.candidates)

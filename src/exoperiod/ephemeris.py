@@ -20,9 +20,16 @@ over a flat line is ``0.5 * depth**2 / depth_err**2`` with
 
 All assume white noise; with red noise left after detrending they are too small. A box
 has sharp edges: its likelihood changes only when a cadence enters or leaves a box, so
-for a high-SNR transit (WASP-18 b, SNR ~ 400) the interval shrinks to the few seconds
-over which no cadence of any transit crosses an edge, and the t0 and duration errors are
-then lower limits (a limb-darkened fit of the ingress would give tens of seconds).
+the interval can shrink to the few seconds over which no cadence of any transit crosses
+an edge. Each error is therefore at least the Fisher-information error of a trapezoid of
+the same depth, duration and total SNR (Carter et al. 2008, ApJ 689, 499, eqs. 18-19):
+``sigma_tc = T / Q * sqrt(tau / 2T)`` for the mid-time of all transits together and
+``sigma_T = T / Q * sqrt(2 tau / T)`` for the duration, with ``Q`` the SNR, ``T`` the
+duration and ``tau = T k / (1 + k)`` the ingress of a central transit (``k = sqrt(depth)``),
+but never shorter than one exposure, which smears the ingress over its length (Price &
+Rogers 2014, ApJ 794, 92);
+the period's from a straight line through ``N`` transit times each known to
+``sigma_tc * sqrt(N)``: ``sigma_tc * sqrt(12 / (N^2 - 1))``.
 
 ``transit_times_btjd_or_bkjd`` lists the mid-times ``t0 + n * period`` that have at
 least one cadence within half a duration: the transits actually observed.
@@ -166,20 +173,35 @@ def polish(search: TransitSearch, fit: BoxFit) -> BoxFit:
     return BoxFit(period, search.first_transit(t0, period), fit.duration_days, depth, depth_err)
 
 
+def _carter_floor(fit: BoxFit, n_transits: int, exposure_days: float) -> dict[str, float]:
+    """Trapezoid Fisher-information errors (days) of the mid-time, duration and period
+    (see the module docstring); 0 where the fit has no SNR."""
+    q, duration = fit.snr, fit.duration_days
+    if not q > 0 or not fit.depth > 0:
+        return {"t0": 0.0, "duration": 0.0, "period": 0.0}
+    k = np.sqrt(fit.depth)
+    tau = min(max(duration * k / (1.0 + k), exposure_days), 0.5 * duration)
+    t0 = duration / q * np.sqrt(tau / (2.0 * duration))
+    period = t0 * np.sqrt(12.0 / (n_transits**2 - 1.0)) if n_transits >= 2 else 0.0
+    return {"t0": float(t0), "duration": float(duration / q * np.sqrt(2.0 * tau / duration)), "period": float(period)}
+
+
 def ephemeris_fields(search: TransitSearch, fit: BoxFit, standardized: bool) -> dict:
     """Transit times and uncertainties of ``fit`` as :class:`~exoperiod.refine.Candidate` fields."""
     from .refine import HOURS_PER_DAY
 
     middle = _middle_transit(search, fit.period_days, fit.t0_days)
     scanner = _Scanner(search, fit.period_days, middle, fit.duration_days)
-    period_err, middle_err = scanner.one_sigma("period"), scanner.one_sigma("t0")
+    times = observed_transit_times(search.time_days, fit.period_days, fit.t0_days, fit.duration_days)
+    floor = _carter_floor(fit, len(times), float(np.median(np.diff(search.time_days))))
+    period_err = max(scanner.one_sigma("period"), floor["period"])
+    middle_err = max(scanner.one_sigma("t0"), floor["t0"])
     # t0 is the first transit, n periods before the middle one: the period's error adds n times.
     n_before = round((middle - fit.t0_days) / fit.period_days)
-    times = observed_transit_times(search.time_days, fit.period_days, fit.t0_days, fit.duration_days)
     return {
         "transit_times_btjd_or_bkjd": [float(t) for t in times],
         "period_err_days": period_err,
         "t0_err_days": float(np.hypot(middle_err, n_before * period_err)),
-        "duration_err_hours": scanner.one_sigma("duration") * HOURS_PER_DAY,
+        "duration_err_hours": max(scanner.one_sigma("duration"), floor["duration"]) * HOURS_PER_DAY,
         "depth_err_ppm": None if standardized else float(fit.depth_err) * 1e6,
     }
