@@ -129,47 +129,64 @@ def train(
 
 @app.command()
 def predict(
-    paths: List[str] = typer.Argument(..., help="Light-curve files, folders or globs."),
+    paths: List[str] = typer.Argument(..., help="Light-curve files, folders, globs, or @FILE (one path a line)."),
     model: Optional[Path] = typer.Option(None, help="Model file (default: the shipped model)."),
     top_k: int = typer.Option(3, "--top-k", min=1, help="Period bins to refine per planet search."),
     max_planets: int = typer.Option(3, "--max-planets", min=1, help="Planets to search for, one after another."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the predictions here (JSON list)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Parquet dataset folder of the predictions; "
+                                                          "re-running the command resumes it."),
     plots: Optional[Path] = typer.Option(None, help="Folder for one PNG report per input."),
     flux: str = typer.Option("pdcsap", help="pdcsap | sap (SPOC files)."),
     tls: bool = typer.Option(False, help="Also refine with transitleastsquares (slow)."),
+    workers: int = typer.Option(1, min=1, help="Worker processes of a local Dask cluster (1: this process)."),
+    scheduler: Optional[str] = typer.Option(None, help="Address of a running Dask scheduler (tcp://host:8786)."),
 ) -> None:
     """Periods of transiting planets in light curves, refined and verified."""
-    from .predict import predict_paths, write_json
+    from .batch import PredictOptions, predict_archive
+    from .results import OutputError
 
     if flux not in ("pdcsap", "sap"):
         _fail(ValueError(f"--flux must be pdcsap or sap, not {flux!r}"))
+    if workers > 1 and scheduler is not None:
+        _fail(ValueError("give --workers or --scheduler, not both"))
+    options = PredictOptions(top_k=top_k, max_planets=max_planets, flux_column=flux, use_tls=tls,
+                             plots_dir=None if plots is None else str(plots))
     try:
         with _progress() as bar:
             task = bar.add_task("predict", total=None, info="")
 
-            def report(done: int, total: int, prediction) -> None:
-                bar.update(task, completed=done, total=total, info=Path(prediction.input).name)
+            def started(summary) -> None:
+                if summary.dashboard:
+                    console.print(f"Dask dashboard: {summary.dashboard}", highlight=False)
 
-            predictions = predict_paths(paths, model, top_k=top_k, max_planets=max_planets, flux_column=flux,
-                                        plots_dir=plots, progress=report, use_tls=tls)
-        if json_out is not None:
-            write_json(predictions, json_out)
-    except _user_errors() as err:
+            def report(row: dict) -> None:
+                bar.update(task, advance=1, info=Path(row["input"]).name)
+                _echo_prediction(row)
+
+            summary = predict_archive(paths, model, options, workers=workers, scheduler=scheduler, out=out,
+                                      json_out=json_out, on_result=report, on_start=started)
+    except (*_user_errors(), OutputError, ConnectionError) as err:
         _fail(err)
-    if not predictions:
+    if summary.skipped and not summary.predicted + summary.failed:
+        console.print(f"all {summary.skipped} inputs were already done", highlight=False)
+    elif not summary.predicted + summary.failed:
         _fail(FileNotFoundError(f"no light-curve files found in {' '.join(paths)}"))
-    for p in predictions:
-        if p.error:
-            console.print(f"[red]{p.error}[/red]", highlight=False)
-        else:
-            best = ", ".join(f"{c.period_days:.4f} d (p={c.probability:.2f}, SNR {c.snr:.1f})"
-                             if c.snr is not None else f"{c.period_days:.4f} d (p={c.probability:.2f})"
-                             for c in p.candidates) or "no candidate"
-            typer.echo(f"{p.input}: {p.target or '-'}: {best}")
-            for note in p.notes:
-                typer.echo(f"    note: {note}")
-    if all(p.error for p in predictions):
+    elif not summary.predicted:
         raise typer.Exit(1)
+
+
+def _echo_prediction(row: dict) -> None:
+    """One line per input (and its notes): the periods found, or the error."""
+    if row["error"]:
+        console.print(f"[red]{row['error']}[/red]", highlight=False)
+        return
+    best = ", ".join(f"{c['period_days']:.4f} d (p={c['probability']:.2f}, SNR {c['snr']:.1f})"
+                     if c["snr"] is not None else f"{c['period_days']:.4f} d (p={c['probability']:.2f})"
+                     for c in row["candidates"]) or "no candidate"
+    typer.echo(f"{row['input']}: {row['target'] or '-'}: {best}")
+    for note in row["notes"]:
+        typer.echo(f"    note: {note}")
 
 
 @app.command()

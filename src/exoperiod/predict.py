@@ -29,7 +29,6 @@ How planets are searched
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import time
@@ -45,7 +44,8 @@ import numpy as np
 from .grid import PeriodGrid
 from .model import PeriodModel, combine_window_logits
 from .preprocess import PreprocessError, Windows, to_windows
-from .readers import READABLE_SUFFIXES, read_lightcurve
+from .inputs import iter_inputs
+from .readers import read_lightcurve
 from .refine import HARMONICS, Candidate, TransitSearch, refine_bin
 
 #: A bin needs this probability to count as a planet in the multi-planet search.
@@ -360,28 +360,13 @@ def _grid_edge_notes(candidates: list[Candidate], grid: PeriodGrid) -> list[str]
 
 
 def expand_paths(paths: Sequence[str | os.PathLike]) -> list[str]:
-    """Files to process: folders (recursively) and globs expanded, sorted, readable endings.
+    """Files to process, as a list: see :func:`exoperiod.inputs.iter_inputs` (folders
+    recursively, globs, ``@list`` files; sorted, readable endings).
 
     A path that is neither a folder nor matches a glob is kept as given, so that the
     reader reports what is wrong with it.
     """
-    out: list[str] = []
-    for given in map(str, paths):
-        if Path(given).is_dir():
-            out += _readable_files(Path(given).rglob("*"))
-        elif not Path(given).exists() and glob.has_magic(given):
-            matches = [Path(m) for m in glob.glob(given, recursive=True)]
-            found = _readable_files(m for m in matches if m.is_file())
-            for folder in sorted(m for m in matches if m.is_dir()):
-                found += _readable_files(folder.rglob("*"))
-            out += sorted(set(found)) or [given]
-        else:
-            out.append(given)
-    return out
-
-
-def _readable_files(candidates) -> list[str]:
-    return sorted(str(p) for p in candidates if p.is_file() and p.name.lower().endswith(READABLE_SUFFIXES))
+    return list(iter_inputs(paths))
 
 
 def predict_paths(
