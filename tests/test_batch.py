@@ -61,6 +61,16 @@ def reference(archive, model_file) -> list[dict]:
     return [p.to_dict() for p in predictions]
 
 
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Dask cluster of 2 worker processes, one thread each (as ``--workers 2`` starts)."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as local, \
+            Client(local, set_as_default=False) as client:
+        yield local, client
+
+
 def _without_timing(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in ("timing_seconds", "index")}
 
@@ -82,10 +92,11 @@ def _assert_parquet_matches(folder: Path, reference: list[dict]) -> None:
             assert row["bin_probabilities"] is None
 
 
-def test_local_cluster_of_two_matches_one_process(archive, model_file, reference, tmp_path):
+@pytest.mark.slow
+def test_a_cluster_of_two_matches_one_process(archive, model_file, reference, cluster, tmp_path):
     out, json_out = tmp_path / "results.parquet", tmp_path / "results.json"
-    summary = predict_archive([archive], model_file, OPTIONS, workers=2, out=out, json_out=json_out,
-                              rows_per_part=6)
+    summary = predict_archive([archive], model_file, OPTIONS, scheduler=cluster[0].scheduler_address, out=out,
+                              json_out=json_out, rows_per_part=6)
     assert (summary.predicted, summary.failed, summary.skipped) == (N_LIGHTCURVES, 1, 0)
     assert summary.dashboard and summary.dashboard.startswith("http")
     _assert_parquet_matches(out, reference)
@@ -95,23 +106,22 @@ def test_local_cluster_of_two_matches_one_process(archive, model_file, reference
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "results.json.jsonl", "results.parquet"]
 
 
-def test_a_killed_worker_has_its_inputs_retried_and_the_run_completes(archive, model_file, reference, tmp_path):
-    from distributed import Client, LocalCluster
-
+@pytest.mark.slow
+def test_a_killed_worker_has_its_inputs_retried_and_the_run_completes(archive, model_file, reference, cluster,
+                                                                     tmp_path):
+    local, client = cluster
     out = tmp_path / "results.parquet"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            Client(cluster, set_as_default=False) as client:
-        victim = next(iter(client.run(os.getpid).values()))
-        killed = []
+    victim = next(iter(client.run(os.getpid).values()))
+    killed = []
 
-        def kill_once(row: dict) -> None:
-            if not killed:  # the victim is busy with its second input: in-flight work is lost
-                os.kill(victim, signal.SIGKILL)
-                killed.append(victim)
+    def kill_once(row: dict) -> None:
+        if not killed:  # the victim is busy with its next input: in-flight work is lost
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
 
-        summary = predict_archive([archive], model_file, OPTIONS, scheduler=cluster.scheduler_address, out=out,
-                                  on_result=kill_once)
-        assert killed and victim not in client.run(os.getpid).values()
+    summary = predict_archive([archive], model_file, OPTIONS, scheduler=local.scheduler_address, out=out,
+                              on_result=kill_once)
+    assert killed and victim not in client.run(os.getpid).values()
     assert summary.predicted + summary.failed == N_LIGHTCURVES + 1
     _assert_parquet_matches(out, reference)
 
@@ -125,13 +135,14 @@ def _journal_inputs(journal: Path) -> set[str]:
     return {json.loads(line)["input"] for line in journal.read_text().splitlines()}
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_without_duplicates_or_losses(archive, model_file, reference, tmp_path):
     out, json_out = tmp_path / "results.parquet", tmp_path / "results.json"
     command = [sys.executable, "-m", "exoperiod.cli", "predict", str(archive), "--model", str(model_file),
                *CLI_OPTIONS, "--out", str(out), "--json", str(json_out)]
     env = {**os.environ, "PYTHONPATH": SRC}
-    first = subprocess.Popen([*command, "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    first = subprocess.Popen([*command, "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while _journal_rows(out) < 5 and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)

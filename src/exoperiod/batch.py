@@ -195,14 +195,19 @@ def _predict_row(index: int, path: str, model: PeriodModel, options: PredictOpti
 _WORKER_MODELS: dict[str, PeriodModel] = {}
 
 
-def _predict_on_worker(index: int, path: str, model_path: str, options: PredictOptions) -> dict:
-    """The task run on a Dask worker: the model is loaded once per worker process."""
+def worker_model(model_path: str) -> PeriodModel:
+    """The model of this worker process, loaded on first use."""
     if model_path not in _WORKER_MODELS:
         import torch
 
         torch.set_num_threads(1)  # one core per worker: the cluster's size is the parallelism
         _WORKER_MODELS[model_path] = PeriodModel.load(model_path)
-    return _predict_row(index, path, _WORKER_MODELS[model_path], options)
+    return _WORKER_MODELS[model_path]
+
+
+def _predict_on_worker(index: int, path: str, model_path: str, options: PredictOptions) -> dict:
+    """The task run on a Dask worker."""
+    return _predict_row(index, path, worker_model(model_path), options)
 
 
 @contextmanager

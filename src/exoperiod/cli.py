@@ -148,8 +148,6 @@ def predict(
 
     if flux not in ("pdcsap", "sap"):
         _fail(ValueError(f"--flux must be pdcsap or sap, not {flux!r}"))
-    if workers > 1 and scheduler is not None:
-        _fail(ValueError("give --workers or --scheduler, not both"))
     options = PredictOptions(top_k=top_k, max_planets=max_planets, flux_column=flux, use_tls=tls,
                              plots_dir=None if plots is None else str(plots))
     try:
@@ -166,7 +164,7 @@ def predict(
 
             summary = predict_archive(paths, model, options, workers=workers, scheduler=scheduler, out=out,
                                       json_out=json_out, on_result=report, on_start=started)
-    except (*_user_errors(), OutputError, ConnectionError) as err:
+    except (*_user_errors(), OutputError, ConnectionError, ValueError) as err:  # ValueError: both engines given
         _fail(err)
     if summary.skipped and not summary.predicted + summary.failed:
         console.print(f"all {summary.skipped} inputs were already done", highlight=False)
