@@ -13,13 +13,14 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from exoperiod.batch import PredictOptions, predict_archive
+from exoperiod.batch import PredictOptions, dask_executor, predict_archive
 from exoperiod.cli import app
 from exoperiod.inputs import iter_inputs
 from exoperiod.predict import predict_paths
@@ -204,3 +205,22 @@ def test_inputs_are_lazy_sorted_and_take_lists_and_globs(tmp_path, monkeypatch):
     assert list(inputs) == [str(tmp_path / "a.npz"), "q/r/s.fits", "missing.fits"]
     with pytest.raises(FileNotFoundError, match="nope.txt: input list not found"):
         list(iter_inputs(["@nope.txt"]))
+
+
+@pytest.mark.slow
+def test_a_dataset_built_on_the_cluster_is_the_one_built_here(cluster, tmp_path):
+    from exoperiod.config import config_from_dict
+    from exoperiod.datasets import build_datasets
+
+    digests = []
+    for name, engine in (("here", None), ("cluster", cluster[0].scheduler_address)):
+        config = config_from_dict({"output_root": str(tmp_path / name), "synthetic_samples_count": 4})
+        with dask_executor(scheduler=engine) if engine else nullcontext((None, 1)) as (pool, slots):
+            summary = build_datasets(config, only=["synthetic"], workers=slots, pool=pool)
+        assert summary.datasets[0].written >= 4
+        folder = config.dataset_dir("synthetic")
+        digests.append({p.name: p.read_bytes() for p in sorted(folder.iterdir())
+                        if p.suffix == ".npz" or p.name == "metadata.csv"})
+    assert digests[0] == digests[1]
+    made_on_cluster = cluster[1].run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+    assert "make_samples" in made_on_cluster

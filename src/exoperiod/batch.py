@@ -29,6 +29,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -229,6 +230,18 @@ def _client(workers: int, scheduler: str | None) -> Iterator:
                       silence_logs=logging.ERROR) as cluster:
         with Client(cluster, set_as_default=False) as client:
             yield client
+
+
+@contextmanager
+def dask_executor(workers: int = 1, scheduler: str | None = None) -> Iterator[tuple[Executor, int]]:
+    """A ``concurrent.futures`` executor on a Dask cluster, and its number of worker threads.
+
+    For code written against executors, such as the dataset build
+    (:func:`exoperiod.datasets.build_datasets`): a local cluster of ``workers``
+    processes, or the running cluster at ``scheduler``.
+    """
+    with _client(workers, scheduler) as client:
+        yield client.get_executor(pure=False), max(1, sum(client.nthreads().values()))
 
 
 def _on_dask(client, jobs: Iterator[tuple[int, str]], model_path: str, options: PredictOptions) -> Iterator[dict]:

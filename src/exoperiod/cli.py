@@ -64,18 +64,24 @@ def build_dataset(
     only: str = typer.Option("positive,negative,synthetic", help="Comma-separated datasets to build."),
     workers: int = typer.Option(1, min=1, help="Worker processes."),
     local_dir: Optional[Path] = typer.Option(None, help="Folder of light-curve files for --source local."),
+    scheduler: Optional[str] = typer.Option(None, help="Make the samples on a running Dask cluster "
+                                                       "(tcp://host:8786) instead of local processes."),
 ) -> None:
     """Build the positive / negative / synthetic datasets (resumable)."""
+    from contextlib import nullcontext
+
+    from .batch import dask_executor
     from .datasets import build_datasets
 
     try:
         cfg = _config(config)
         kinds = tuple(k.strip() for k in only.split(",") if k.strip())
         kwargs = {"local_dir": local_dir} if local_dir else {}
-        with _progress() as bar:
-            summary = build_datasets(cfg, source=source, only=kinds, workers=workers,
+        with dask_executor(scheduler=scheduler) if scheduler else nullcontext((None, workers)) as (pool, slots), \
+                _progress() as bar:
+            summary = build_datasets(cfg, source=source, only=kinds, workers=slots, pool=pool,
                                      progress=_stage_bar(bar), **kwargs)
-    except _user_errors() as err:
+    except (*_user_errors(), ConnectionError) as err:
         _fail(err)
     console.print(summary.table())
 

@@ -47,7 +47,7 @@ import os
 import time
 import warnings
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, as_completed, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -488,6 +488,7 @@ def build_datasets(
     only: Iterable[str] = KINDS,
     workers: int = 1,
     progress: ProgressCallback | None = None,
+    pool: Executor | None = None,
     **options,
 ) -> BuildSummary:
     """Build the positive, negative and synthetic datasets (or those in ``only``).
@@ -502,6 +503,10 @@ def build_datasets(
         Worker processes.
     progress : callable, optional
         ``progress(kind, stars_done, stars_total)``.
+    pool : concurrent.futures.Executor, optional
+        Where samples are made instead of a pool of ``workers`` processes, e.g. a Dask
+        cluster's (:func:`exoperiod.batch.dask_executor`); ``workers`` then bounds the
+        jobs in flight (two per worker).
     **options
         ``local_dir``, ``cache_dir``, ``mast``, ``false_positives`` (see :class:`StarDataset`).
 
@@ -516,7 +521,7 @@ def build_datasets(
     if unknown:
         raise DatasetError(f"unknown dataset(s) {', '.join(unknown)} (known: {', '.join(KINDS)})")
     summary = BuildSummary()
-    with worker_pool(workers) if workers > 1 else nullcontext() as pool:
+    with nullcontext(pool) if pool is not None else worker_pool(workers) if workers > 1 else nullcontext() as pool:
         for kind in KINDS:
             if kind not in only:
                 continue
