@@ -42,6 +42,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -238,7 +239,7 @@ def _arrow_row(row: dict) -> dict:
             "timing_seconds": row["timing_seconds"]}
 
 
-def read_results(folder: str | os.PathLike) -> "pd.DataFrame":  # noqa: F821 - pandas is imported lazily
+def read_results(folder: str | os.PathLike) -> pd.DataFrame:
     """The results dataset as a pandas DataFrame sorted by ``index``."""
     return ds.dataset(folder, format="parquet").to_table().to_pandas().sort_values("index", ignore_index=True)
 
