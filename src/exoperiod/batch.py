@@ -53,6 +53,10 @@ CONNECT_TIMEOUT_SECONDS = 30
 ResultCallback = Callable[[dict], None]
 
 
+class ClusterError(RuntimeError):
+    """The cluster cannot run the predictions at all (e.g. another environment there)."""
+
+
 @dataclass(frozen=True)
 class PredictOptions:
     """The options of :func:`exoperiod.predict.predict_paths` that a batch passes on."""
@@ -124,6 +128,8 @@ def predict_archive(
         An output cannot be written (one line naming the path and the cause).
     ConnectionError
         The scheduler cannot be reached.
+    ClusterError
+        The cluster fails to run a task for a reason no input causes.
     """
     if workers > 1 and scheduler is not None:
         raise ValueError("give --workers or --scheduler, not both")
@@ -275,6 +281,10 @@ def _on_dask(client, jobs: Iterator[tuple[int, str]], model_path: str, options: 
         except KilledWorker:
             row = {**Prediction.failed(path, f"{path}: the workers running it died (out of memory or a crash) "
                                              "every time it was tried").to_dict(), "index": index}
+        except Exception as err:  # noqa: BLE001 - predict_paths catches what an input can cause
+            raise ClusterError(f"the Dask cluster could not run the prediction of {path} "
+                               f"({type(err).__name__}: {' '.join(str(err).split())}); the scheduler and the "
+                               "workers need exoperiod and its dependencies installed as here") from None
         future.release()
         yield row
         if time.monotonic() - resized > RESIZE_SECONDS:

@@ -149,7 +149,7 @@ def predict(
     scheduler: Optional[str] = typer.Option(None, help="Address of a running Dask scheduler (tcp://host:8786)."),
 ) -> None:
     """Periods of transiting planets in light curves, refined and verified."""
-    from .batch import PredictOptions, predict_archive
+    from .batch import ClusterError, PredictOptions, predict_archive
     from .results import OutputError
 
     if flux not in ("pdcsap", "sap"):
@@ -170,7 +170,7 @@ def predict(
 
             summary = predict_archive(paths, model, options, workers=workers, scheduler=scheduler, out=out,
                                       json_out=json_out, on_result=report, on_start=started)
-    except (*_user_errors(), OutputError, ConnectionError, ValueError) as err:  # ValueError: both engines given
+    except (*_user_errors(), OutputError, ConnectionError, ClusterError, ValueError) as err:
         _fail(err)
     if summary.skipped and not summary.predicted + summary.failed:
         console.print(f"all {summary.skipped} inputs were already done", highlight=False)
