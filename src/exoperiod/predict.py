@@ -42,9 +42,9 @@ import lightkurve as lk
 import numpy as np
 
 from .grid import PeriodGrid
+from .inputs import iter_inputs
 from .model import PeriodModel, combine_window_logits
 from .preprocess import PreprocessError, Windows, to_windows
-from .inputs import iter_inputs
 from .readers import read_lightcurve
 from .refine import HARMONICS, Candidate, TransitSearch, refine_bin
 
