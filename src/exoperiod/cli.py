@@ -91,18 +91,24 @@ def build_dataset(
     only: str = typer.Option("positive,negative,synthetic", help="Comma-separated datasets to build."),
     workers: int = typer.Option(1, min=1, help="Worker processes."),
     local_dir: Optional[Path] = typer.Option(None, help="Folder of light-curve files for --source local."),
+    scheduler: Optional[str] = typer.Option(None, help="Make the samples on a running Dask cluster "
+                                                       "(tcp://host:8786) instead of local processes."),
 ) -> None:
     """Build the positive / negative / synthetic datasets (resumable)."""
+    from contextlib import nullcontext
+
+    from .batch import dask_executor
     from .datasets import build_datasets
 
     try:
         cfg = _config(config)
         kinds = tuple(k.strip() for k in only.split(",") if k.strip())
         kwargs = {"local_dir": local_dir} if local_dir else {}
-        with _progress() as bar:
-            summary = build_datasets(cfg, source=source, only=kinds, workers=workers,
+        with dask_executor(scheduler=scheduler) if scheduler else nullcontext((None, workers)) as (pool, slots), \
+                _progress() as bar:
+            summary = build_datasets(cfg, source=source, only=kinds, workers=slots, pool=pool,
                                      progress=_stage_bar(bar), **kwargs)
-    except _user_errors() as err:
+    except (*_user_errors(), ConnectionError) as err:
         _fail(err)
     console.print(summary.table())
 
@@ -156,13 +162,15 @@ def train(
 
 @app.command()
 def predict(
-    paths: List[str] = typer.Argument(..., help="Light-curve files, folders or globs."),
+    paths: List[str] = typer.Argument(..., help="Light-curve files, folders, globs, or @FILE (one path a line)."),
     model: Optional[Path] = typer.Option(None, help="Model file (default: the shipped model)."),
     config: Optional[Path] = ConfigOpt,
     top_k: int = typer.Option(3, "--top-k", min=1, help="Period bins to refine per planet search."),
     max_planets: int = typer.Option(3, "--max-planets", min=1, help="Planets to search for, one after another."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write the predictions here (JSON list; - for stdout)."),
     csv_out: Optional[str] = typer.Option(None, "--csv", help="Write the candidates table here (CSV; - for stdout)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Parquet dataset folder of the predictions; "
+                                                          "re-running the command resumes it."),
     plots: Optional[Path] = typer.Option(None, help="Folder for one PNG report per input."),
     views: Optional[Path] = typer.Option(None, help="Folder for the vetting views of each candidate "
                                                     "(one <file name>.<n>.npz per candidate)."),
@@ -175,12 +183,15 @@ def predict(
     flux_column: Optional[str] = typer.Option(None, help="Flux column of .csv/.tsv/.ecsv tables."),
     flux_err_column: Optional[str] = typer.Option(None, help="Flux error column of .csv/.tsv/.ecsv tables."),
     time_system: Optional[str] = typer.Option(None, help="Time system of tables: bkjd | btjd | bjd | jd."),
+    workers: int = typer.Option(1, min=1, help="Worker processes of a local Dask cluster (1: this process)."),
+    scheduler: Optional[str] = typer.Option(None, help="Address of a running Dask scheduler (tcp://host:8786)."),
 ) -> None:
     """Periods of transiting planets in light curves, refined and verified."""
+    from .batch import ClusterError, PredictOptions, predict_archive
     from .inputs import TableColumns
     from .model import PeriodModel
-    from .predict import predict_paths, write_json
-    from .results import candidates_summary, write_csv
+    from .outputs import OutputError
+    from .results import write_csv
 
     if flux not in (None, "pdcsap", "sap"):
         _fail(ValueError(f"--flux must be pdcsap or sap, not {flux!r}"))
@@ -194,34 +205,39 @@ def predict(
         with _progress() as bar:
             task = bar.add_task("predict", total=None, info="")
 
-            def report(done: int, total: int, prediction) -> None:
-                bar.update(task, completed=done, total=total, info=Path(prediction.input).name)
-                log.debug("%s: %.2f s", prediction.input, prediction.timing_seconds.get("wall", 0.0))
+            def started(summary) -> None:
+                if summary.dashboard:
+                    console.print(f"Dask dashboard: {summary.dashboard}", highlight=False)
 
-            predictions = predict_paths(paths, loaded, top_k=top_k, max_planets=max_planets,
-                                        flux_column=flux or cfg.flux_column, plots_dir=plots, progress=report,
-                                        use_tls=tls, off_grid=off_grid, columns=columns, views_dir=views,
-                                        period_range_days=_period_range(period_min, period_max))
+            def report(row: dict) -> None:
+                bar.update(task, advance=1, info=Path(row["input"]).name)
+                if collect:
+                    rows.append(row)
+                _echo_prediction(row, to_stderr)
+
+            options = PredictOptions(top_k=top_k, max_planets=max_planets, flux_column=flux or cfg.flux_column,
+                                     use_tls=tls, plots_dir=None if plots is None else str(plots),
+                                     views_dir=None if views is None else str(views), off_grid=off_grid,
+                                     columns=columns, period_range_days=_period_range(period_min, period_max))
+            # --json - and --csv print the batch at the end (the JSON file and Parquet stream
+            # through their journals); the per-input lines go to stderr when stdout has data.
+            collect, to_stderr = json_out == "-" or csv_out is not None, "-" in (json_out, csv_out)
+            rows: list[dict] = []
+            summary = predict_archive(paths, model, options, workers=workers, scheduler=scheduler, out=out,
+                                      json_out=None if json_out == "-" else json_out, on_result=report,
+                                      on_start=started)
         if json_out == "-":
-            typer.echo(json.dumps([p.to_dict() for p in predictions], indent=2, allow_nan=False))
-        elif json_out is not None:
-            write_json(predictions, json_out)
+            typer.echo(json.dumps([{k: v for k, v in r.items() if k != "index"} for r in rows], indent=2,
+                                  allow_nan=False))
         if csv_out is not None:
-            write_csv(predictions, None if csv_out == "-" else Path(csv_out))
-    except _user_errors() as err:
+            write_csv(rows, None if csv_out == "-" else Path(csv_out))
+    except (*_user_errors(), OutputError, ConnectionError, ClusterError, ValueError) as err:
         _fail(err)
-    if not predictions:
+    if summary.skipped and not summary.predicted + summary.failed:
+        console.print(f"all {summary.skipped} inputs were already done", highlight=False)
+    elif not summary.predicted + summary.failed:
         _fail(FileNotFoundError(f"no light-curve files found in {' '.join(paths)}"))
-    # The summary goes to stderr when stdout carries the JSON or CSV.
-    to_stderr = "-" in (json_out, csv_out)
-    for p in predictions:
-        if p.error:
-            typer.echo(typer.style(one_line(p.error), fg="red"), err=True)
-        elif log.getEffectiveLevel() <= logging.WARNING:
-            typer.echo(f"{p.input}: {p.target or '-'}: {candidates_summary(p.candidates)}", err=to_stderr)
-            for note in p.notes:
-                typer.echo(f"    note: {note}", err=to_stderr)
-    if all(p.error for p in predictions):
+    elif not summary.predicted:
         raise typer.Exit(1)
 
 
@@ -229,6 +245,21 @@ def _period_range(period_min: Optional[float], period_max: Optional[float]) -> O
     if period_min is None and period_max is None:
         return None
     return period_min or 0.0, period_max if period_max is not None else float("inf")
+
+
+def _echo_prediction(row: dict, to_stderr: bool = False) -> None:
+    """One line per input (and its notes): the periods found, or the error. To stderr
+    when stdout carries the JSON or CSV."""
+    from .results import candidates_summary
+
+    if row["error"]:
+        typer.echo(typer.style(one_line(row["error"]), fg="red"), err=True)
+        return
+    if log.getEffectiveLevel() > logging.WARNING:
+        return
+    typer.echo(f"{row['input']}: {row['target'] or '-'}: {candidates_summary(row['candidates'])}", err=to_stderr)
+    for note in row["notes"]:
+        typer.echo(f"    note: {note}", err=to_stderr)
 
 
 @app.command()

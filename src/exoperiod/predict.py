@@ -28,7 +28,6 @@ How planets are searched
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import time
@@ -42,7 +41,7 @@ import lightkurve as lk
 import numpy as np
 
 from .grid import PeriodGrid
-from .inputs import INPUT_SUFFIXES, TableColumns, as_lightcurve
+from .inputs import TableColumns, as_lightcurve, iter_inputs
 from .model import PeriodModel, Scored
 from .offgrid import explained_by, search_outside_grid
 from .preprocess import Series, to_series
@@ -446,28 +445,13 @@ def _grid_edge_notes(candidates: list[Candidate], grid: PeriodGrid) -> list[str]
 
 
 def expand_paths(paths: Sequence[str | os.PathLike]) -> list[str]:
-    """Files to process: folders (recursively) and globs expanded, sorted, readable endings.
+    """Files to process, as a list: see :func:`exoperiod.inputs.iter_inputs` (folders
+    recursively, globs, ``@list`` files; sorted, readable endings).
 
     A path that is neither a folder nor matches a glob is kept as given, so that the
     reader reports what is wrong with it.
     """
-    out: list[str] = []
-    for given in map(str, paths):
-        if Path(given).is_dir():
-            out += _readable_files(Path(given).rglob("*"))
-        elif not Path(given).exists() and glob.has_magic(given):
-            matches = [Path(m) for m in glob.glob(given, recursive=True)]
-            found = _readable_files(m for m in matches if m.is_file())
-            for folder in sorted(m for m in matches if m.is_dir()):
-                found += _readable_files(folder.rglob("*"))
-            out += sorted(set(found)) or [given]
-        else:
-            out.append(given)
-    return out
-
-
-def _readable_files(candidates) -> list[str]:
-    return sorted(str(p) for p in candidates if p.is_file() and p.name.lower().endswith(INPUT_SUFFIXES))
+    return list(iter_inputs(paths))
 
 
 def predict_paths(

@@ -42,27 +42,30 @@ def candidates_frame(prediction: Prediction) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["rank", *Candidate.JSON_KEYS])
 
 
-def candidates_summary(candidates: Sequence[Candidate]) -> str:
-    """One line: ``18.1641 d (p=0.93, SNR 14.2), 0.9414 d (BLS, outside the grid, SNR 595.2)``."""
+def candidates_summary(candidates: Sequence[Candidate | dict]) -> str:
+    """One line: ``18.1641 d (p=0.93, SNR 14.2), 0.9414 d (BLS, outside the grid, SNR 595.2)``.
+
+    Candidates or their JSON objects (as a batch on Dask returns them)."""
     parts = []
-    for c in candidates:
-        origin = "BLS, outside the grid" if c.outside_grid else f"p={c.probability:.2f}"
-        parts.append(f"{c.period_days:.4f} d ({origin}" + (f", SNR {c.snr:.1f})" if c.snr is not None else ")"))
+    for c in (c if isinstance(c, dict) else c.to_dict() for c in candidates):
+        origin = "BLS, outside the grid" if c["outside_grid"] else f"p={c['probability']:.2f}"
+        parts.append(f"{c['period_days']:.4f} d ({origin}" + (f", SNR {c['snr']:.1f})" if c["snr"] is not None else ")"))
     return ", ".join(parts) or "no candidate"
 
 
-def predictions_to_pandas(predictions: Sequence[Prediction]) -> pd.DataFrame:
+def predictions_to_pandas(predictions: Sequence[Prediction | dict]) -> pd.DataFrame:
     """A batch as one table: a row per candidate of every prediction.
 
-    An input without candidates (nothing found, or ``error`` set) still has one row,
-    with its ``error`` and empty candidate columns, so that no input silently drops out.
+    Predictions or their JSON objects. An input without candidates (nothing found, or
+    ``error`` set) still has one row, with its ``error`` and empty candidate columns, so
+    that no input silently drops out.
     """
     from .refine import Candidate
 
     rows = []
-    for p in predictions:
-        candidates = candidates_frame(p).to_dict("records") or [{"rank": 0}]
-        rows += [{"input": p.input, "target": p.target, "mission": p.mission, **c, "error": p.error}
+    for p in (p if isinstance(p, dict) else p.to_dict() for p in predictions):
+        candidates = [{"rank": i, **c} for i, c in enumerate(p["candidates"], start=1)] or [{"rank": 0}]
+        rows += [{"input": p["input"], "target": p["target"], "mission": p.get("mission"), **c, "error": p["error"]}
                  for c in candidates]
     return pd.DataFrame(rows, columns=[*INPUT_COLUMNS, *Candidate.JSON_KEYS, "error"])
 
@@ -101,7 +104,7 @@ def fold_candidate(prediction: Prediction, candidate: Candidate | int = 0) -> lk
     return detrended.fold(period=candidate.period_days, epoch_time=epoch)
 
 
-def write_csv(predictions: Sequence[Prediction], path: Path | None) -> None:
+def write_csv(predictions: Sequence[Prediction | dict], path: Path | None) -> None:
     """The batch table as CSV, to ``path`` (atomically: a temporary file, then a rename)
     or to stdout when ``path`` is None. Transit times are one space-separated cell."""
     frame = predictions_to_pandas(predictions)

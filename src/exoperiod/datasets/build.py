@@ -49,7 +49,7 @@ import threading
 import time
 import warnings
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, as_completed, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -514,6 +514,7 @@ def build_datasets(
     only: Iterable[str] = KINDS,
     workers: int = 1,
     progress: ProgressCallback | None = None,
+    pool: Executor | None = None,
     **options,
 ) -> BuildSummary:
     """Build the positive, negative and synthetic datasets (or those in ``only``).
@@ -528,6 +529,10 @@ def build_datasets(
         Worker processes.
     progress : callable, optional
         ``progress(kind, stars_done, stars_total)``.
+    pool : concurrent.futures.Executor, optional
+        Where samples are made instead of a pool of ``workers`` processes, e.g. a Dask
+        cluster's (:func:`exoperiod.batch.dask_executor`); ``workers`` then bounds the
+        jobs in flight (two per worker).
     **options
         ``local_dir``, ``cache_dir``, ``mast``, ``false_positives`` (see :class:`StarDataset`).
 
@@ -550,7 +555,7 @@ def build_datasets(
     if unknown:
         raise DatasetError(f"unknown dataset(s) {', '.join(unknown)} (known: {', '.join(KINDS)})")
     summary, empty = BuildSummary(), []
-    with worker_pool(workers) if workers > 1 else nullcontext() as pool:
+    with nullcontext(pool) if pool is not None else worker_pool(workers) if workers > 1 else nullcontext() as pool:
         for kind in KINDS:
             if kind not in only:
                 continue
