@@ -22,6 +22,7 @@ Usage::
 
     python benchmarks/heldout.py --n 12            # ~15 min on 2 idle cores
     python benchmarks/heldout.py --n 1 --no-tls    # smoke run
+    python benchmarks/heldout.py --report-only     # tables again from heldout.csv
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def run_case(item: tuple) -> list[dict]:
         start = time.process_time()
         probability, max_bin = None, None
         if method == "exoperiod":
-            found = predict(detrended, model, top_k=3, max_planets=1)
+            found = predict(detrended, model, top_k=3, max_planets=1, off_grid=False)  # as BLS and TLS: 1-40 d
             periods = found.periods
             probability = found.candidates[0].probability if found.candidates else 0.0
             max_bin = float(np.max(found.bin_probabilities))
@@ -196,7 +197,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--model", default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--report-only", action="store_true", help="Tables from the last run's heldout.csv.")
     args = parser.parse_args()
+    if args.report_only:
+        frame = pd.read_csv(args.out / "heldout.csv")
+        methods = [m for m in ("exoperiod", "bls", "tls") if m in set(frame["method"])]
+        args.n = int(frame.loc[frame["population"] != "hosts", "i"].max()) + 1
+        print(report(frame, methods, args.out, args))
+        return
     shared = shared_data_dir()
     if shared is None:
         raise SystemExit("needs ../shared/data (or EXOPERIOD_SHARED_DATA)")

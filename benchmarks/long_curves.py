@@ -132,7 +132,7 @@ def exoperiod_pass(n: int, config, model_path: str | None, cache: Path) -> pd.Da
                 continue
             sample = case(tier, i, config)
             start = time.process_time()
-            found = predict(sample.series.detrended, model, top_k=3, max_planets=1)
+            found = predict(sample.series.detrended, model, top_k=3, max_planets=1, off_grid=False)
             cpu = time.process_time() - start
             truth = sample.planets[0].period_days
             periods = found.periods

@@ -307,7 +307,7 @@ def exoperiod_methods(lc: lk.LightCurve, model: PeriodModel) -> dict[str, Found]
     """Model alone (top distinct bins' centres) and model + refine, from one prediction."""
     start = time.process_time()
     try:
-        prediction = predict(lc, model, top_k=3, max_planets=1)
+        prediction = predict(lc, model, top_k=3, max_planets=1, off_grid=False)  # BLS and TLS search 1-40 d too
     except Exception as err:  # noqa: BLE001 - e.g. too few cadences for a model window
         failed = Found([], 0.0, time.process_time() - start, _one_line(err))
         return {"exoperiod_model": failed, "exoperiod": failed}

@@ -84,7 +84,9 @@ def _assert_parquet_matches(folder: Path, reference: list[dict]) -> None:
     for (_, row), ref in zip(rows.iterrows(), reference):
         assert row["error"] == ref["error"]
         assert list(row["periods_days"]) == ref["periods"]
-        assert [dict(c) for c in row["candidates"]] == ref["candidates"]
+        # Parquet gives list columns (transit times) back as arrays.
+        assert [{k: list(v) if isinstance(v, np.ndarray) else v for k, v in c.items()}
+                for c in row["candidates"]] == ref["candidates"]
         assert list(row["notes"]) == ref["notes"]
         if ref["error"] is None:
             assert list(row["bin_probabilities"]) == ref["bin_probabilities"]

@@ -457,7 +457,8 @@ def evaluate_model(
     probabilities = expit(logits)
     grid = model.grid
     has_planet = np.array([bool(b) for b in data.true_bins])
-    negative = data.kind == "negative"
+    # Stars without planets: the negative dataset, and whole light curves drawn without one.
+    negative = (data.kind == "negative") | ((data.kind == "curves") & ~has_planet)
     top_bin = logits.argmax(1)
     aliases = [bin_alias(int(top_bin[i]), planets[i].periods_days, grid) for i in np.flatnonzero(has_planet)]
     n_planet = int(has_planet.sum())
