@@ -211,6 +211,7 @@ def predict(
 
             def report(row: dict) -> None:
                 bar.update(task, advance=1, info=Path(row["input"]).name)
+                log.debug("%s: %.2f s", row["input"], (row.get("timing_seconds") or {}).get("wall", 0.0))
                 if collect:
                     rows.append(row)
                 _echo_prediction(row, to_stderr)
