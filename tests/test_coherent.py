@@ -135,3 +135,16 @@ def test_a_ten_day_fragment_is_scored_not_rejected(shipped_model, shared_data):
     prediction = predict(shared_data / "lightcurves/kepler/10874614/kplr010874614-2009131105131_llc.fits",
                          shipped_model, max_planets=1)
     assert prediction.periods[0] == pytest.approx(3.234699, rel=0.002)
+
+
+def test_masking_cells_from_a_fold_state_equals_folding_without_them():
+    # A planet pass subtracts the masked cells from the segment histograms instead of
+    # folding the whole series again: the result must be the same fold.
+    flux, mask = _box_series(5 * 4096, 4.4, 1.0, 0.15, 15.0, seed=5)
+    remove = np.zeros(len(flux), bool)
+    remove[::37] = True
+    remove[5000:5300] = True
+    fold = CoherentFold(GRID, CADENCE_DAYS)
+    direct = fold(flux, mask & ~remove)
+    updated = fold.result(fold.without(fold.fold(flux, mask), flux, mask, remove))
+    np.testing.assert_allclose(updated.snr, direct.snr, rtol=1e-4, atol=1e-4)

@@ -132,17 +132,32 @@ def _fold_segments(flux, count, seg_cells, coarse_period_cells, coarse_bins, coa
             step = 1.0 / coarse_period_cells[j]
             nb = coarse_bins[j]
             off = coarse_offset[j]
-            phase = 0.0
             for i in range(first, last):
                 c = count[i]
                 if c > 0:
-                    b = int(phase * nb)
+                    # The same expression as _fold_cells, so that removing cells undoes
+                    # adding them bin for bin.
+                    phase = (i - first) * step
+                    b = int((phase - np.floor(phase)) * nb)
                     hist_flux[s, off + b] += flux[i]
                     hist_count[s, off + b] += c
-                phase += step
-                if phase >= 1.0:
-                    phase -= 1.0
     return hist_flux, hist_count
+
+
+@numba.njit(cache=True, nogil=True)
+def _fold_cells(hist_flux, hist_count, cells, flux, count, seg_cells, coarse_period_cells, coarse_bins,
+                coarse_offset):
+    # Add a few cells (negative flux and count to remove them) to existing histograms.
+    for k in range(cells.shape[0]):
+        i = cells[k]
+        s = i // seg_cells
+        first = s * seg_cells
+        for j in range(coarse_period_cells.shape[0]):
+            step = 1.0 / coarse_period_cells[j]
+            phase = (i - first) * step
+            b = int((phase - np.floor(phase)) * coarse_bins[j])
+            hist_flux[s, coarse_offset[j] + b] += flux[i]
+            hist_count[s, coarse_offset[j] + b] += count[i]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -203,6 +218,18 @@ def _stack_slide(hist_flux, hist_count, seg_cells, fine_period_cells, fine_coars
     return best_snr, best_start, best_width
 
 
+@dataclass(frozen=True)
+class FoldState:
+    """The segments' phase histograms of one series, from which any fine trial is
+    stacked; kept so that masking a planet's transits only subtracts those cells."""
+
+    flux: np.ndarray  # per two-cadence cell: summed flux
+    count: np.ndarray  # per two-cadence cell: valid cadences
+    hist_flux: np.ndarray
+    hist_count: np.ndarray
+    segment_cells: int
+
+
 class CoherentFold:
     """The stack-slide box search of one uniform series (see the module docstring).
 
@@ -246,17 +273,42 @@ class CoherentFold:
         mask : ndarray of bool
             Cells holding data; others are ignored.
         """
+        return self.result(self.fold(flux, mask))
+
+    @staticmethod
+    def _cells(flux: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Summed flux and valid-cadence count per two-cadence cell."""
         flux = np.asarray(flux, dtype=np.float64)
         mask = np.asarray(mask, dtype=bool)
         n = len(flux) - len(flux) % DOWNSAMPLE
         f = np.where(mask[:n], flux[:n], 0.0).reshape(-1, DOWNSAMPLE).sum(1)
-        c = mask[:n].reshape(-1, DOWNSAMPLE).sum(1).astype(np.float64)
-        fine, fine_coarse, coarse_cells, bins, offsets = self.trials(len(f))
+        return f, mask[:n].reshape(-1, DOWNSAMPLE).sum(1).astype(np.float64)
+
+    def fold(self, flux: np.ndarray, mask: np.ndarray) -> FoldState:
+        """Fold every segment of a series at the coarse trials (step 1 of the module docstring)."""
+        f, c = self._cells(flux, mask)
+        _, _, coarse_cells, bins, offsets = self.trials(len(f))
         seg = min(SEGMENT_CELLS, len(f))
         hist_f, hist_n = _fold_segments(f, c, seg, coarse_cells, bins, offsets, int(bins.sum()))
-        snr, start, width = _stack_slide(hist_f, hist_n, seg, fine / self.cell_days, fine_coarse, bins,
-                                         offsets, np.asarray(BOX_WIDTHS_BINS, dtype=np.int64),
-                                         MIN_BOX_CADENCES)
+        return FoldState(f, c, hist_f, hist_n, seg)
+
+    def without(self, state: FoldState, flux: np.ndarray, mask: np.ndarray, remove: np.ndarray) -> FoldState:
+        """``state`` with the cells ``mask & remove`` of the series it was folded from
+        taken out: only those cells are folded again (with a minus sign), so a planet
+        pass costs the stacking, not a new fold."""
+        gone_f, gone_c = self._cells(flux, np.asarray(mask, bool) & np.asarray(remove, bool))
+        cells = np.flatnonzero(gone_c > 0)
+        _, _, coarse_cells, bins, offsets = self.trials(len(state.flux))
+        hist_f, hist_n = state.hist_flux.copy(), state.hist_count.copy()
+        _fold_cells(hist_f, hist_n, cells, -gone_f, -gone_c, state.segment_cells, coarse_cells, bins, offsets)
+        return FoldState(state.flux - gone_f, state.count - gone_c, hist_f, hist_n, state.segment_cells)
+
+    def result(self, state: FoldState) -> FoldResult:
+        """Stack the segments at every fine trial and score the boxes (steps 2 and 3)."""
+        fine, fine_coarse, _, bins, offsets = self.trials(len(state.flux))
+        snr, start, width = _stack_slide(state.hist_flux, state.hist_count, state.segment_cells,
+                                         fine / self.cell_days, fine_coarse, bins, offsets,
+                                         np.asarray(BOX_WIDTHS_BINS, dtype=np.int64), MIN_BOX_CADENCES)
         bin_days = fine / bins[fine_coarse]
         # Phase bin b covers [b, b+1) bins from the first cell's *centre*; cells are
         # DOWNSAMPLE cadences wide, whose centre is half a cadence later.

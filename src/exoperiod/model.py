@@ -14,7 +14,7 @@ training sample and cached.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .checkpoint import MODEL_FORMAT, ModelLoadError, save_checkpoint, validate_checkpoint
-from .coherent import CoherentFold, FoldResult, typical_duration_days
+from .coherent import CoherentFold, FoldResult, FoldState, typical_duration_days
 from .config import Config, config_from_dict
 from .grid import PeriodGrid
 from .paths import PACKAGE_DATA
@@ -148,6 +148,7 @@ class Scored:
     duration_proba: np.ndarray  # (duration_bins, bins): duration distribution given each period bin
     best: BinFold
     features: np.ndarray
+    state: FoldState | None = field(default=None, repr=False)  # for PeriodModel.rescore_without
 
 
 class PeriodModel:
@@ -221,9 +222,11 @@ class PeriodModel:
     # -- inference ---------------------------------------------------------------
     def search(self, flux: np.ndarray, mask: np.ndarray) -> tuple[BinFold, np.ndarray]:
         """Coherent search of one uniform series: the best trial per bin and the features."""
-        best = best_per_bin(self.fold(flux, mask), self.grid)
-        valid_days = float(np.count_nonzero(mask)) * self.config.cadence_minutes / 1440.0
-        return best, fold_features(best, self.grid, valid_days)
+        return self._features(self.fold(flux, mask), int(np.count_nonzero(mask)))
+
+    def _features(self, fold: FoldResult, valid_cells: int) -> tuple[BinFold, np.ndarray]:
+        best = best_per_bin(fold, self.grid)
+        return best, fold_features(best, self.grid, valid_cells * self.config.cadence_minutes / 1440.0)
 
     @torch.no_grad()
     def score_features(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -233,9 +236,18 @@ class PeriodModel:
 
     def score_series(self, flux: np.ndarray, mask: np.ndarray) -> Scored:
         """Search and score one uniform series (unit-noise flux, valid-cell mask)."""
-        best, features = self.search(flux, mask)
+        return self._score(self.fold.fold(flux, mask), int(np.count_nonzero(mask)))
+
+    def rescore_without(self, scored: Scored, flux: np.ndarray, mask: np.ndarray, remove: np.ndarray) -> Scored:
+        """:meth:`score_series` of ``(flux, mask & ~remove)``, from the fold state of
+        ``scored`` (which came from ``(flux, mask)``): only the removed cells are folded."""
+        state = self.fold.without(scored.state, flux, mask, remove)
+        return self._score(state, int(np.count_nonzero(np.asarray(mask, bool) & ~np.asarray(remove, bool))))
+
+    def _score(self, state: FoldState, valid_cells: int) -> Scored:
+        best, features = self._features(self.fold.result(state), valid_cells)
         logits, duration = self.score_features(features[None])
-        return Scored(logits=logits[0], duration_proba=duration[0], best=best, features=features)
+        return Scored(logits=logits[0], duration_proba=duration[0], best=best, features=features, state=state)
 
     def predict_proba(self, data, mask: np.ndarray | None = None) -> np.ndarray:
         """Per-bin probabilities of a transiting planet.

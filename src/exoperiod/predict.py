@@ -357,11 +357,12 @@ def _search_planets(
     if planets and planets[0].probability < min_probability:
         notes.append(f"no period bin reaches probability {min_probability:.2f}: the candidates are "
                      "best guesses, not detections")
-    remaining = series
+    remaining, rescored = series, scored
     while planets and len(planets) < max_planets and planets[-1].probability >= min_probability:
         with clock("refine"):
             cells = remaining.start_time_days + remaining.cadence_days * np.arange(len(remaining.flux))
-            remaining = remaining.without(planets[-1].transit_mask(cells, widen=MASK_WIDEN))
+            removed = planets[-1].transit_mask(cells, widen=MASK_WIDEN)
+            previous, remaining = remaining, remaining.without(removed)
             detrended = remaining.detrended
             detrended = detrended[~planets[-1].transit_mask(np.asarray(detrended.time.value, dtype=float),
                                                              widen=MASK_WIDEN)]
@@ -371,7 +372,8 @@ def _search_planets(
                          "their transits are masked")
             break
         with clock("model"):
-            rescored = model.score_series(remaining.flux, remaining.mask)
+            # Only the masked cells are folded again (subtracted), then all trials restacked.
+            rescored = model.rescore_without(rescored, previous.flux, previous.mask, removed)
         best = top_bins(rescored.logits, 1, taken=[c.bin_index for c in planets])
         if not best or peak_probability(_sigmoid(rescored.logits), best[0]) < min_probability:
             notes.append(f"planet search stopped after {len(planets)}: with their transits masked no "
