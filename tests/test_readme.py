@@ -46,6 +46,7 @@ SKIPPED = {
 #: Flags appended to commands whose README form takes minutes.
 REDUCED = {
     "exoperiod train --config": "--epochs 1 --samples-per-epoch 64",
+    "torchrun --standalone --nproc_per_node 2 -m exoperiod.cli train": "--epochs 1 --samples-per-epoch 64",
     "exoperiod run": "--samples 200",
 }
 # Four positive stars: the first two KOI hosts with files in ../shared/data are 10-day Q0

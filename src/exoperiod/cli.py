@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -155,6 +156,8 @@ def train(
                                    progress=report, card_extra={"command": command})
     except _user_errors() as err:
         _fail(err)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
+        return
     m = model.card.get("metrics", {})
     console.print(f"best epoch {model.card.get('epoch')}: validation top-1 {m.get('val_top1', float('nan')):.3f}, "
                   f"top-3 {m.get('val_top3', float('nan')):.3f} -> {out / 'model.pt'}")

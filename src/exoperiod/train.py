@@ -11,6 +11,11 @@ schedule, binary cross-entropy against the soft period labels and, at each plane
 period bin, cross-entropy against its duration label. The validation metric is top-1
 period recovery; training stops early when it stalls. A temperature fitted on the
 validation split afterwards calibrates the probabilities.
+
+Several processes: launched with ``torchrun`` (``WORLD_SIZE`` > 1) the loop runs under
+torch DistributedDataParallel (gloo on CPU, nccl with CUDA). Every process draws the
+same epoch order; each takes every ``world``-th sample of each batch, and DDP averages
+the gradients, so a step sees the same batch as on one process. Rank 0 writes the files.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -185,6 +191,19 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(grid[int(np.argmin(losses))])
 
 
+def process_group() -> tuple[int, int]:
+    """(rank, world size): under ``torchrun`` the process group is set up here (gloo on
+    CPU, nccl when CUDA is there); (0, 1) in a plain process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
 def _plot(history: list[dict], path: Path) -> None:
     from .evaluate import pyplot, save_figure
 
@@ -238,7 +257,14 @@ def train(
     settings = settings or TrainSettings()
     data_root, out_dir = Path(data_root), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    rank, world = process_group()
+    barrier = torch.distributed.barrier if world > 1 else (lambda: None)
+    if rank > 0:
+        barrier()  # rank 0 computes and caches the features first
     train_set, val_set = load_split(data_root, config, "train"), load_split(data_root, config, "val")
+    if rank == 0:
+        barrier()
+    progress = progress if rank == 0 else None
     if not len(train_set) or not len(val_set):
         raise TrainError(f"{data_root}: need training and validation samples (found {len(train_set)} and {len(val_set)})")
 
@@ -248,6 +274,7 @@ def train(
     torch.set_num_threads(1)
     torch.manual_seed(config.seed)
     net = PeriodNet(config.grid().bins, config.duration_grid().bins, settings.channels)
+    model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
     opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     steps_per_epoch = math.ceil(settings.samples_per_epoch / settings.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings.lr, total_steps=settings.epochs * steps_per_epoch,
@@ -275,15 +302,15 @@ def train(
         net.train()
         losses = []
         for step in range(steps_per_epoch):
-            idx = order[step * settings.batch_size:(step + 1) * settings.batch_size]
-            logits, duration_logits = net(train_x[idx])
+            idx = order[step * settings.batch_size:(step + 1) * settings.batch_size][rank::world]
+            logits, duration_logits = model(train_x[idx])
             loss = bce(logits, torch.from_numpy(train_set.labels[idx]))
             loss = loss + settings.duration_weight * _duration_loss(duration_logits, idx, train_set)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(loss.item())
+            losses.append(_mean_over_processes(loss.detach(), world))
             if progress:
                 progress("train", step + 1, steps_per_epoch, {"epoch": epoch, "loss": float(np.mean(losses))})
         net.eval()
@@ -295,6 +322,9 @@ def train(
                "val_top3": top_k_recovery(val_logits.numpy(), val_set.true_bins, 3),
                "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - started}
         history.append(row)
+        if rank > 0:  # the same metrics on every process (same weights): only rank 0 writes
+            best_top1, stale = (row["val_top1"], 0) if row["val_top1"] > best_top1 else (best_top1, stale + 1)
+            continue
         if row["val_top1"] > best_top1:
             best_top1, stale = row["val_top1"], 0
             card = {"trained_on": str(data_root), "epoch": epoch, "settings": settings.model_dump(),
@@ -310,7 +340,15 @@ def train(
         _write_metrics(history, out_dir)
         if progress:
             progress("epoch", epoch, settings.epochs, row)
+    barrier()  # model.pt is rank 0's
     return PeriodModel.load(out_dir / "model.pt")
+
+
+def _mean_over_processes(value: torch.Tensor, world: int) -> float:
+    if world > 1:
+        torch.distributed.all_reduce(value)
+        value = value / world
+    return value.item()
 
 
 def _write_metrics(history: list[dict], out_dir: Path) -> None:
