@@ -28,6 +28,18 @@ def shipped_model():
     return PeriodModel.load()
 
 
+#: Kepler-62 Q13: five planets, two (5.71 d, 18.16 d) found in one quarter.
+KEPLER62_Q13 = "lightcurves/kepler/9002278/kplr009002278-2012179063303_llc.fits"
+
+
+@pytest.fixture(scope="session")
+def kepler62(shared_data, shipped_model):
+    """Kepler-62 Q13 predicted by the shipped model, once for the session (read only)."""
+    from exoperiod import predict
+
+    return predict(shared_data / KEPLER62_Q13, shipped_model)
+
+
 @pytest.fixture(scope="session")
 def untrained_model():
     """A randomly initialised model (fixed seed): for tests of the machinery, not of skill."""

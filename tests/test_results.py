@@ -19,7 +19,6 @@ from exoperiod.refine import Candidate
 WASP_18 = "lightcurves/tess/100100827/wasp18b.fits"
 #: WASP-18 b, Shporer et al. (2019) from TESS: P = 0.941452419 +- 0.000000065 d.
 WASP_18_B_DAYS = 0.9414524
-KEPLER62_Q13 = "lightcurves/kepler/9002278/kplr009002278-2012179063303_llc.fits"
 #: Kepler-62 b (KOI cumulative table): 18.16406 d.
 KEPLER62_B_DAYS = 18.16406
 
@@ -27,11 +26,6 @@ KEPLER62_B_DAYS = 18.16406
 @pytest.fixture(scope="module")
 def wasp18(shared_data, shipped_model) -> Prediction:
     return predict(shared_data / WASP_18, shipped_model)
-
-
-@pytest.fixture(scope="module")
-def kepler62(shared_data, shipped_model) -> Prediction:
-    return predict(shared_data / KEPLER62_Q13, shipped_model)
 
 
 def test_wasp18_b_is_found_outside_the_grid_and_reported_first(wasp18) -> None:
@@ -43,6 +37,7 @@ def test_wasp18_b_is_found_outside_the_grid_and_reported_first(wasp18) -> None:
     # 1.26 d, whose box holds every third transit.
     for ratio in (2.0, 4 / 3):
         assert not any(abs(p / (ratio * WASP_18_B_DAYS) - 1) < 0.01 for p in wasp18.periods), wasp18.periods
+    assert wasp18.duration_bin_probabilities.sum() == pytest.approx(1.0)
     as_json = json.loads(json.dumps(wasp18.to_dict(), allow_nan=False))
     assert as_json["candidates"][0]["probability"] is None and as_json["candidates"][0]["outside_grid"] is True
 
@@ -141,3 +136,16 @@ def test_off_grid_ranges_and_the_period_range(shared_data, shipped_model) -> Non
     restricted = predict(shared_data / WASP_18, shipped_model, period_range_days=(1.0, 3.0))
     assert restricted.periods and all(1.0 <= p <= 3.0 for p in restricted.periods)
     assert "candidates restricted to periods in [1, 3] d" in restricted.notes
+
+
+def test_the_duration_distribution_is_that_of_the_first_candidate_in_the_grid() -> None:
+    # An off-grid candidate (bin -1) comes first for WASP-18: index -1 would silently take
+    # the last period bin's duration head.
+    from types import SimpleNamespace
+
+    from exoperiod.predict import _duration_distribution
+
+    scored = SimpleNamespace(duration_proba=np.arange(12.0).reshape(3, 4))
+    off, in_grid = SimpleNamespace(bin_index=-1), SimpleNamespace(bin_index=1)
+    np.testing.assert_array_equal(_duration_distribution(scored, [off, in_grid]), [1.0, 5.0, 9.0])
+    assert _duration_distribution(scored, [off]).size == 0

@@ -38,11 +38,6 @@ HOST_BASELINE_SCATTER = 0.2
 
 
 @pytest.fixture(scope="module")
-def kepler62(shared_data, shipped_model) -> Prediction:
-    return predict(shared_data / KEPLER_62_Q13, shipped_model)
-
-
-@pytest.fixture(scope="module")
 def kepler235(shared_data, shipped_model) -> Prediction:
     return predict(shared_data / KEPLER_235_Q1_Q17, shipped_model)
 

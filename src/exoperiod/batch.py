@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Literal
 
 from .inputs import TableColumns, iter_inputs
+from .grid import PeriodGrid
 from .model import DEFAULT_MODEL_PATH, PeriodModel
 from .predict import Prediction, predict_paths
-from .outputs import JsonResults, OutputError, ParquetResults
+from .outputs import JsonResults, ParquetResults
 
 #: Tasks submitted per worker thread: one running, one queued so that no worker waits
 #: for the driver between two light curves.
@@ -99,6 +100,7 @@ def predict_archive(
     on_result: ResultCallback | None = None,
     on_start: Callable[[BatchSummary], None] | None = None,
     rows_per_part: int | None = None,
+    grid: PeriodGrid | None = None,
 ) -> BatchSummary:
     """Predict every input of ``paths``, streaming results to the outputs.
 
@@ -124,6 +126,8 @@ def predict_archive(
         Called once the engine is up, with the summary (``dashboard`` set on a cluster).
     rows_per_part : int, optional
         Rows per Parquet part (default :data:`exoperiod.outputs.ROWS_PER_PART`).
+    grid : PeriodGrid, optional
+        If given, the model must have been trained on it (a config's grid).
 
     Returns
     -------
@@ -143,7 +147,7 @@ def predict_archive(
     if workers > 1 and scheduler is not None:
         raise ValueError("give --workers or --scheduler, not both")
     model_path = str(Path(model).resolve()) if model is not None else str(DEFAULT_MODEL_PATH)
-    loaded = PeriodModel.load(model_path)
+    loaded = PeriodModel.load(model_path, grid=grid)
     outputs = []
     try:
         if out is not None:

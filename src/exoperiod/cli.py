@@ -192,7 +192,6 @@ def predict(
     """Periods of transiting planets in light curves, refined and verified."""
     from .batch import ClusterError, PredictOptions, predict_archive
     from .inputs import TableColumns
-    from .model import PeriodModel
     from .outputs import OutputError
     from .results import write_csv
 
@@ -203,7 +202,6 @@ def predict(
     try:
         cfg = _config(config)
         columns = TableColumns(time_column, flux_column, flux_err_column, time_system)
-        loaded = PeriodModel.load(model, grid=cfg.grid())
         log.info("model %s, grid %s", model or "shipped", cfg.grid().to_dict())
         with _progress() as bar:
             task = bar.add_task("predict", total=None, info="")
@@ -229,7 +227,7 @@ def predict(
             rows: list[dict] = []
             summary = predict_archive(paths, model, options, workers=workers, scheduler=scheduler, out=out,
                                       json_out=None if json_out == "-" else json_out, on_result=report,
-                                      on_start=started)
+                                      on_start=started, grid=cfg.grid())
         if json_out == "-":
             typer.echo(json.dumps([{k: v for k, v in r.items() if k != "index"} for r in rows], indent=2,
                                   allow_nan=False))

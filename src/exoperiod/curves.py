@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import lightkurve as lk
@@ -266,8 +268,8 @@ def _write_one(seed: int, config: Config, real_files: list[str] | None, folder: 
     except PreprocessError as err:
         return {"sample_id": sample_id, "error": str(err)}
     period, duration = labels(sample, config)
-    model = _worker_model(config)
-    features = model.search(sample.series.flux, sample.series.mask)[1]
+    # The search has no weights: an untrained model's fold gives the training features.
+    features = PeriodModel(config).search(sample.series.flux, sample.series.mask)[1]
     path = Path(folder) / f"{sample_id}.npz"
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, arr_0=sample.series.flux, arr_1=period, arr_2=duration, mask=sample.series.mask,
@@ -280,18 +282,6 @@ def _write_one(seed: int, config: Config, real_files: list[str] | None, folder: 
             "source": sample.source, "n_cells": len(sample.series.flux), "valid_days": sample.series.valid_days,
             "noise_ppm": sample.series.noise_ppm, "planets": planets_json(sample),
             "max_snr": max([p.snr for p in sample.planets], default=0.0)}
-
-
-_MODEL_CACHE: dict = {}
-
-
-def _worker_model(config: Config):
-    from .model import PeriodModel
-
-    key = config.model_dump_json()
-    if key not in _MODEL_CACHE:
-        _MODEL_CACHE[key] = PeriodModel(config)
-    return _MODEL_CACHE[key]
 
 
 def write_curves(config: Config, n: int, seed: int | None = None, shared: Path | None = None,
@@ -320,7 +310,7 @@ def write_curves(config: Config, n: int, seed: int | None = None, shared: Path |
     progress : callable, optional
         ``progress("curves", done, total)``.
     """
-    from concurrent.futures import ProcessPoolExecutor
+    from .datasets.build import worker_pool
 
     seed = config.seed if seed is None else seed
     folder = Path(config.output_root) / config.curves
@@ -334,8 +324,10 @@ def write_curves(config: Config, n: int, seed: int | None = None, shared: Path |
     seeds = [seed * 1_000_000 + i for i in range(n)]
     todo = [s for s in seeds if f"curve-{s:07d}" not in rows or not (folder / f"curve-{s:07d}.npz").is_file()]
     done = n - len(todo)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for row in pool.map(_write_one, todo, *zip(*[(config, real_files, str(folder))] * len(todo)), chunksize=4):
+    job = partial(_write_one, config=config, real_files=real_files, folder=str(folder))
+    # The dataset builders' pool: fresh workers (never a fork of a process running torch).
+    with worker_pool(workers) if workers > 1 else nullcontext() as pool:
+        for row in pool.map(job, todo, chunksize=4) if pool else map(job, todo):
             rows[row["sample_id"]] = row
             done += 1
             if progress:

@@ -83,8 +83,9 @@ class Prediction:
     error : str or None
         One line when the input could not be processed (then every list is empty).
     duration_bin_probabilities : ndarray
-        The model's distribution of the transit duration of the first candidate (its
-        period bin's duration head, summing to 1), over ``duration_bin_centers_hours``.
+        The model's distribution of the transit duration of the first candidate in the
+        model grid (its period bin's duration head, summing to 1), over
+        ``duration_bin_centers_hours``; empty when no candidate is in the grid.
     duration_bin_centers_hours : ndarray
         Centres of the duration bins (``distribution_params.duration``), hours.
     mission : str or None
@@ -299,8 +300,7 @@ def predict(
         candidates=candidates,
         bin_probabilities=_sigmoid(scored.logits),
         bin_centers_days=model.grid.centers_days,
-        duration_bin_probabilities=(scored.duration_proba[:, candidates[0].bin_index] if candidates
-                                    else np.zeros(0)),
+        duration_bin_probabilities=_duration_distribution(scored, candidates),
         duration_bin_centers_hours=model.duration_grid.centers_days,  # the duration grid is in hours
         mission=lc.meta.get("MISSION"),
         notes=notes,
@@ -308,6 +308,12 @@ def predict(
         lightcurve=lc,
         series=series,
     )
+
+
+def _duration_distribution(scored: Scored, candidates: list[Candidate]) -> np.ndarray:
+    # An off-grid candidate (BLS, bin_index -1) has no duration head: take the first in the grid.
+    in_grid = [c.bin_index for c in candidates if c.bin_index >= 0]
+    return scored.duration_proba[:, in_grid[0]] if in_grid else np.zeros(0)
 
 
 def _target(lc: lk.LightCurve) -> str | None:

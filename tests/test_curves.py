@@ -1,0 +1,50 @@
+"""Whole-light-curve training samples: layouts, injected planets, the written dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from exoperiod.config import load_config
+from exoperiod.curves import make_sample, write_curves
+from exoperiod.model import PeriodModel
+from exoperiod.train import features_key, load_split
+
+
+def test_a_planet_is_injected_at_its_total_snr_and_labelled():
+    config = load_config()
+    sample = make_sample(7, config, layout="kepler", n_segments=3, n_planets=1, snr_range=(20.0, 20.0))
+    (planet,) = sample.planets
+    assert planet.snr == pytest.approx(20.0)
+    assert 0.5 < planet.duration_hours < 15.0
+    # The injected box in the series: its in-transit cells sit well below the noise.
+    series = sample.series
+    t = series.start_time_days + series.cadence_days * np.arange(len(series.flux))
+    phase = (t - planet.t0_days + planet.period_days / 2) % planet.period_days - planet.period_days / 2
+    inside = (np.abs(phase) < 0.25 * planet.duration_hours / 24) & series.mask
+    assert series.flux[inside].mean() < -3 * 20.0 / np.sqrt(series.mask.sum()) / 2
+
+
+def test_tess_layout_has_its_orbit_gaps():
+    sample = make_sample(3, load_config(), layout="tess", n_segments=2, n_planets=0)
+    gaps = np.diff(np.flatnonzero(sample.series.mask)) * sample.series.cadence_days
+    assert (gaps > 0.9).sum() >= 3  # one downlink per 13.7-d orbit
+    assert sample.planets == []
+
+
+def test_written_curves_carry_their_features_and_load_for_training(tmp_path):
+    config = load_config().model_copy(update={"output_root": str(tmp_path)})
+    folder = write_curves(config, 4, seed=1, workers=2)
+    table = pd.read_parquet(folder / "metadata.parquet")
+    assert len(table) == 4 and set(table["split"]) <= {"train", "val", "test"}
+    with np.load(folder / f"{table['sample_id'][0]}.npz", allow_pickle=False) as z:
+        assert z["arr_0"].dtype == np.float32 and z["arr_0"].shape == z["mask"].shape
+        assert z["arr_1"].shape == (100,) and z["arr_2"].shape == (100,)
+        assert str(z["features_key"]) == features_key(config)
+        np.testing.assert_array_equal(z["features"], PeriodModel(config).search(z["arr_0"], z["mask"])[1])
+    # Resume: a second call writes nothing new and keeps the table.
+    assert write_curves(config, 4, seed=1) == folder
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / "metadata.parquet"), table)
+    loaded = sum(len(load_split(tmp_path, config, split)) for split in ("train", "val", "test"))
+    assert loaded == 4
