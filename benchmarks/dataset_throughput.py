@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from exoperiod.config import load_config
-from exoperiod.datasets import build_datasets
+from exoperiod.learning.datasets import build_datasets
 from exoperiod.paths import shared_data_dir
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dataset_throughput.md"

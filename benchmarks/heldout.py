@@ -43,12 +43,18 @@ import pandas as pd  # noqa: E402
 from astropy.stats import binom_conf_interval, mad_std  # noqa: E402
 
 from exoperiod.config import load_config  # noqa: E402
-from exoperiod.curves import SUN_LIKE, augment_real, draw_planets, inject_detrended, real_background_files  # noqa: E402
-from exoperiod.evaluate import PERIOD_TOLERANCE  # noqa: E402
+from exoperiod.learning.curves import (  # noqa: E402
+    SUN_LIKE,
+    augment_real,
+    draw_planets,
+    inject_detrended,
+    real_background_files,
+)
+from exoperiod.learning.evaluate import PERIOD_TOLERANCE  # noqa: E402
+from exoperiod.learning.simulate import sample_star, simulate_lightcurve  # noqa: E402
 from exoperiod.paths import shared_data_dir  # noqa: E402
-from exoperiod.preprocess import clean_and_detrend  # noqa: E402
-from exoperiod.readers import read_lightcurve  # noqa: E402
-from exoperiod.simulate import simulate_lightcurve, sample_star  # noqa: E402
+from exoperiod.search.preprocess import clean_and_detrend  # noqa: E402
+from exoperiod.search.readers import read_lightcurve  # noqa: E402
 
 TIERS = (7, 10, 15, 25, 50, 200)
 POPULATION_SEED = {"family": 1, "real": 2}
@@ -96,7 +102,7 @@ def light_curve(population: str, tier: float | None, i: int, config, real_files:
 def _init(model_path: str | None) -> None:
     import torch
 
-    from exoperiod.model import PeriodModel
+    from exoperiod.search.model import PeriodModel
 
     torch.set_num_threads(1)
     _STATE["model"] = PeriodModel.load(model_path)
@@ -109,8 +115,9 @@ def _recovered(found: list[float], truth: list[float], k: int) -> bool:
 
 def run_case(item: tuple) -> list[dict]:
     population, tier, i, real_files, methods, host = item
-    from exoperiod.predict import predict
     from vs_bls_tls import bls_periods, tls_periods
+
+    from exoperiod.search.predict import predict
 
     config, model = _STATE["config"], _STATE["model"]
     if host is not None:

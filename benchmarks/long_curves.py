@@ -3,14 +3,14 @@
 Light curves
 ------------
 Per total-SNR tier (7, 8, 10, 12, 15, 20), ``--n`` simulated 16-quarter (1,488-d) Kepler
-light curves (:func:`exoperiod.curves.make_sample`, layout ``kepler``), each with one
+light curves (:func:`exoperiod.learning.curves.make_sample`, layout ``kepler``), each with one
 batman planet: P log-uniform in 1-40 d, b ~ U(0, 0.9), radius ratio for the tier's
 matched-filter SNR over the whole light curve against the detrended noise (MES-like).
 Seeds are ``10_000_000 + 1000 * tier + i``, disjoint from training (seeds < 1e6).
 
 Methods, on the same detrended light curve
 ------------------------------------------
-- **exoperiod**: :func:`exoperiod.predict.predict` (coherent search + scorer; top-1 is
+- **exoperiod**: :func:`exoperiod.search.predict.predict` (coherent search + scorer; top-1 is
   the first candidate, top-3 the first three).
 - **BLS**: astropy ``BoxLeastSquares``, 120,000 log-spaced periods 1-40 d (neighbours
   drift < 1 h over 4 years: the full-baseline resolution), objective "likelihood", with
@@ -47,10 +47,10 @@ import pandas as pd  # noqa: E402
 from astropy.stats import mad_std  # noqa: E402
 from astropy.timeseries import BoxLeastSquares  # noqa: E402
 
-from exoperiod.coherent import typical_duration_days  # noqa: E402
 from exoperiod.config import load_config  # noqa: E402
-from exoperiod.curves import make_sample  # noqa: E402
-from exoperiod.evaluate import PERIOD_TOLERANCE  # noqa: E402
+from exoperiod.learning.curves import make_sample  # noqa: E402
+from exoperiod.learning.evaluate import PERIOD_TOLERANCE  # noqa: E402
+from exoperiod.search.fold import typical_duration_days  # noqa: E402
 
 TIERS = (7, 8, 10, 12, 15, 20)
 N_QUARTERS = 16
@@ -118,8 +118,8 @@ def exoperiod_pass(n: int, config, model_path: str | None, cache: Path) -> pd.Da
     each finishes (a killed run resumes)."""
     import torch
 
-    from exoperiod.model import PeriodModel
-    from exoperiod.predict import predict
+    from exoperiod.search.model import PeriodModel
+    from exoperiod.search.predict import predict
 
     torch.set_num_threads(1)
     model = PeriodModel.load(model_path)

@@ -1,7 +1,7 @@
 """Archive-scale predict: one process vs a local Dask cluster, and what a whole archive costs.
 
-Simulated Kepler quarters (``exoperiod.simulate``, written as .npz) are predicted with
-``exoperiod.batch.predict_archive`` into a Parquet dataset, once in this process and once
+Simulated Kepler quarters (``exoperiod.learning.simulate``, written as .npz) are predicted with
+``exoperiod.search.batch.predict_archive`` into a Parquet dataset, once in this process and once
 on a local Dask cluster of ``--workers`` processes. Measured:
 
 - **throughput** (light curves per second): end to end (cluster start-up included) and
@@ -45,10 +45,10 @@ for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import numpy as np  # noqa: E402 - after the thread settings, which numpy reads on import
 import torch  # noqa: E402
 
-from exoperiod.batch import predict_archive, worker_model  # noqa: E402
-from exoperiod.model import DEFAULT_MODEL_PATH  # noqa: E402
+from exoperiod.learning.simulate import simulate_star  # noqa: E402
 from exoperiod.paths import shared_data_dir  # noqa: E402
-from exoperiod.simulate import simulate_star  # noqa: E402
+from exoperiod.search.batch import predict_archive, worker_model  # noqa: E402
+from exoperiod.search.model import DEFAULT_MODEL_PATH  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale.md"
 KEPLER_STARS, KEPLER_QUARTERS = 200_000, 17

@@ -49,7 +49,7 @@ t = mark("import lightkurve", t)
 import torch
 t = mark("import torch", t)
 from exoperiod import PeriodModel, predict
-import exoperiod.predict, exoperiod.report
+import exoperiod.search.predict, exoperiod.search.plots
 t = mark("import exoperiod (rest)", t)
 model = PeriodModel.load()
 t = mark("load the model", t)

@@ -3,22 +3,22 @@
 Light curves
 ------------
 Per SNR tier (7, 10, 15, 25, 50 by default), ``--n`` quarter-long light curves of
-simulated stars (:func:`exoperiod.simulate.simulate_star`, 90 days) and ``--n`` real
+simulated stars (:func:`exoperiod.learning.simulate.simulate_star`, 90 days) and ``--n`` real
 Kepler quarters of stars that are not KOIs (the seven ``no_known_planet`` Kepler FITS
 quarters of ../shared/data, used in turn), each with one injected planet: period
 log-uniform in 1-40 d, mid-transit time uniform within the first period, impact
 parameter U(0, 0.9), and the radius ratio that gives the tier's matched-filter SNR
-(:func:`exoperiod.inject.planet_for_snr`) against the scatter of the light curve after
+(:func:`exoperiod.learning.inject.planet_for_snr`) against the scatter of the light curve after
 exoperiod's detrending, measured before the injection.
 
 Methods, on the same light curve
 --------------------------------
 - **exoperiod, model alone**: the centre of the most probable bin (and of the three most
-  probable distinct bins) of :func:`exoperiod.predict.predict`'s ``bin_probabilities``.
+  probable distinct bins) of :func:`exoperiod.search.predict.predict`'s ``bin_probabilities``.
 - **exoperiod, model + refine**: ``predict(lc, model, top_k=3, max_planets=1).periods``
   (BLS restricted to each of the three bins).
 - **BLS**: astropy ``BoxLeastSquares`` on the detrended flux of
-  :func:`exoperiod.preprocess.clean_and_detrend` (exoperiod's own detrending), with one
+  :func:`exoperiod.search.preprocess.clean_and_detrend` (exoperiod's own detrending), with one
   error for every cadence (the MAD scatter), 20,000 log-spaced trial periods 1-40 d,
   eight log-spaced durations 1-13 h, objective "likelihood": with equal errors it is
   SNR^2 / (2 (1 - q)), q the box's fraction of the period, so it ranks boxes as their
@@ -32,7 +32,7 @@ highest peaks of the periodogram more than 2 % apart. CPU seconds are
 ``time.process_time()`` (user + sys of the process) around each step, in the same
 worker, after one warm-up light curve (numba compilation is not counted). They are
 reported as *search* and *preprocessing*: for BLS and TLS the preprocessing is the
-:func:`~exoperiod.preprocess.clean_and_detrend` they share (timed once per light curve),
+:func:`~exoperiod.search.preprocess.clean_and_detrend` they share (timed once per light curve),
 for exoperiod its own cleaning, detrending and windowing inside ``predict`` (whose
 per-stage CPU clock gives the model and refinement times).
 
@@ -72,10 +72,10 @@ import pandas as pd
 from astropy.stats import mad_std
 from astropy.timeseries import BoxLeastSquares
 
-from exoperiod.catalog import CatalogStar
 from exoperiod.config import Config, load_config
-from exoperiod.datasets.samples import Curve, exposure_minutes
-from exoperiod.evaluate import (
+from exoperiod.learning.catalog import CatalogStar
+from exoperiod.learning.datasets.samples import Curve, exposure_minutes
+from exoperiod.learning.evaluate import (
     PERIOD_TOLERANCE,
     atomic_write_text,
     describe_model,
@@ -85,13 +85,20 @@ from exoperiod.evaluate import (
     relative_match,
     save_figure,
 )
-from exoperiod.inject import RP_RS_MAX, Planet, Star, planet_for_snr, transit_model, transit_snr
-from exoperiod.model import DEFAULT_MODEL_PATH, PeriodModel
+from exoperiod.learning.inject import (
+    RP_RS_MAX,
+    Planet,
+    Star,
+    planet_for_snr,
+    transit_model,
+    transit_snr,
+)
+from exoperiod.learning.simulate import simulate_star
 from exoperiod.paths import shared_data_dir
-from exoperiod.predict import predict, top_bins
-from exoperiod.preprocess import clean_and_detrend
-from exoperiod.readers import read_lightcurve
-from exoperiod.simulate import simulate_star
+from exoperiod.search.model import DEFAULT_MODEL_PATH, PeriodModel
+from exoperiod.search.predict import predict, top_bins
+from exoperiod.search.preprocess import clean_and_detrend
+from exoperiod.search.readers import read_lightcurve
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TIERS = (7.0, 10.0, 15.0, 25.0, 50.0)
@@ -190,7 +197,7 @@ def injected_lightcurve(case: Case, config: Config) -> tuple[lk.LightCurve, Plan
     """The case's light curve with its planet injected, and the SNR the planet reached.
 
     The SNR falls short of the tier only when that needs a radius ratio above
-    :data:`exoperiod.inject.RP_RS_MAX` (very noisy stars).
+    :data:`exoperiod.learning.inject.RP_RS_MAX` (very noisy stars).
     """
     rng = np.random.default_rng([case.seed, POPULATION_CODE[case.population], round(case.snr * 10), case.index])
     if case.file is None:

@@ -21,7 +21,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def shipped_model():
     """The trained model shipped in the package; tests that need it skip when it is absent."""
-    from exoperiod.model import DEFAULT_MODEL_PATH, PeriodModel
+    from exoperiod.search.model import DEFAULT_MODEL_PATH, PeriodModel
 
     if not DEFAULT_MODEL_PATH.is_file():
         pytest.skip(f"{DEFAULT_MODEL_PATH} not found: the shipped model has not been trained yet")
@@ -46,7 +46,24 @@ def untrained_model():
     import torch
 
     from exoperiod.config import load_config
-    from exoperiod.model import PeriodModel
+    from exoperiod.search.model import PeriodModel
 
     torch.manual_seed(0)
     return PeriodModel(load_config())
+
+
+#: Tiny real files committed with the tests (made by tests/data/make_fixtures.py).
+TEST_DATA = Path(__file__).with_name("data")
+
+
+@pytest.fixture(scope="session")
+def kepler_cut() -> Path:
+    """The first 1,000 cadences (20 d) of Kepler-62's Q13 file: a real Kepler FITS, headers
+    and all, small enough to commit, so reader/preprocess/fold tests run without ../shared/data."""
+    return TEST_DATA / "kepler62_q13_cut.fits"
+
+
+@pytest.fixture(scope="session")
+def kepler_cut_truncated() -> Path:
+    """:func:`kepler_cut` cut at 60 % of its bytes, as a killed download leaves it."""
+    return TEST_DATA / "kepler62_q13_truncated.fits"

@@ -1,6 +1,6 @@
 """Archive-scale predict: lazy inputs, a Dask cluster, Parquet and JSON outputs that survive.
 
-The light curves are simulated Kepler quarters (``exoperiod.simulate``) written as .npz
+The light curves are simulated Kepler quarters (``exoperiod.learning.simulate``) written as .npz
 and lightkurve FITS files; the reference is the single-process ``predict_paths``.
 """
 
@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from exoperiod.batch import PredictOptions, dask_executor, predict_archive
 from exoperiod.cli import app
-from exoperiod.inputs import iter_inputs
-from exoperiod.predict import predict_paths
-from exoperiod.outputs import JOURNAL_NAME, read_results
-from exoperiod.simulate import simulate_star
+from exoperiod.learning.simulate import simulate_star
+from exoperiod.search.batch import PredictOptions, dask_executor, predict_archive
+from exoperiod.search.inputs import iter_inputs
+from exoperiod.search.outputs import JOURNAL_NAME, read_results
+from exoperiod.search.predict import predict_paths
 
 N_LIGHTCURVES = 20
 OPTIONS = PredictOptions(top_k=2, max_planets=1)
@@ -180,7 +180,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_half_written_json(archive, model_
     def no_space(src, dst):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("exoperiod.outputs.os.replace", no_space)
+    monkeypatch.setattr("exoperiod.search.outputs.os.replace", no_space)
     json_out = tmp_path / "out.json"
     result = CliRunner().invoke(app, ["predict", str(archive / "sim00.npz"), "--model", str(model_file),
                                       *CLI_OPTIONS, "--json", str(json_out)])
@@ -212,7 +212,7 @@ def test_inputs_are_lazy_sorted_and_take_lists_and_globs(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_a_dataset_built_on_the_cluster_is_the_one_built_here(cluster, tmp_path):
     from exoperiod.config import config_from_dict
-    from exoperiod.datasets import build_datasets
+    from exoperiod.learning.datasets import build_datasets
 
     digests = []
     for name, engine in (("here", None), ("cluster", cluster[0].scheduler_address)):

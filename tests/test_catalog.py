@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from exoperiod.catalog import (
+from exoperiod.config import config_from_dict
+from exoperiod.learning.catalog import (
     CatalogError,
     CatalogStar,
     confirmed_hosts,
@@ -16,7 +17,6 @@ from exoperiod.catalog import (
     read_koi_table,
     read_star_catalog,
 )
-from exoperiod.config import config_from_dict
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from exoperiod.config import load_config
-from exoperiod.curves import make_sample, write_curves
-from exoperiod.model import PeriodModel
-from exoperiod.train import features_key, load_split
+from exoperiod.learning.curves import make_sample, write_curves
+from exoperiod.learning.train import load_split
+from exoperiod.search.model import PeriodModel, features_key
 
 
 def test_a_planet_is_injected_at_its_total_snr_and_labelled():

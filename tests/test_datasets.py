@@ -17,8 +17,14 @@ import pandas as pd
 import pytest
 
 from exoperiod.config import config_from_dict
-from exoperiod.datasets import DatasetError, Negatives, Positives, Synthetics, build_datasets
-from exoperiod.datasets.store import METADATA_COLUMNS
+from exoperiod.learning.datasets import (
+    DatasetError,
+    Negatives,
+    Positives,
+    Synthetics,
+    build_datasets,
+)
+from exoperiod.learning.datasets.store import METADATA_COLUMNS
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -188,7 +194,7 @@ def test_output_does_not_depend_on_worker_count(tmp_path):
 _BUILD_SCRIPT = """
 import sys
 from exoperiod.config import load_config
-from exoperiod.datasets import Synthetics
+from exoperiod.learning.datasets import Synthetics
 Synthetics(load_config(sys.argv[1])).build()
 """
 
@@ -260,8 +266,8 @@ def test_user_mistakes_are_one_line_errors(tmp_path, shared_data):
 
 
 def test_training_reads_the_built_datasets(tmp_path):
-    """The consumer's view: exoperiod.train loads the samples of a split."""
-    train = pytest.importorskip("exoperiod.train")
+    """The consumer's view: exoperiod.learning.train loads the samples of a split."""
+    train = pytest.importorskip("exoperiod.learning.train")
     config = _config(tmp_path, negative_sample_count=3, synthetic_samples_count=10)
     build_datasets(config, only=("negative", "synthetic"))
     loaded = sum(len(train.load_split(tmp_path, config, split)) for split in ("train", "val", "test"))

@@ -1,4 +1,4 @@
-"""Refined transit durations (exoperiod.refine) against the Kepler KOI catalogue.
+"""Refined transit durations (exoperiod.search.refine) against the Kepler KOI catalogue.
 
 Every confirmed KOI planet with a period on the model's grid, in every real host light
 curve of ../shared/data, is refined from the model bin holding its catalogue period, as
@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from exoperiod.config import load_config
-from exoperiod.preprocess import PreprocessError, to_windows
-from exoperiod.readers import read_lightcurve
-from exoperiod.refine import TransitSearch, refine_bin, trapezoid_flux
+from exoperiod.search.preprocess import PreprocessError, to_windows
+from exoperiod.search.readers import read_lightcurve
+from exoperiod.search.refine import TransitSearch, refine_bin, trapezoid_flux
 
 MIN_SNR = 15.0
 TOLERANCE = 0.20

@@ -1,4 +1,4 @@
-"""Evaluation metrics and report (exoperiod.evaluate) and the BLS/TLS benchmark's core."""
+"""Evaluation metrics and report (exoperiod.learning.evaluate) and the BLS/TLS benchmark's core."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from exoperiod.config import DistributionParams, PeriodDistribution, load_config
-from exoperiod.datasets import build_datasets
-from exoperiod.evaluate import (
+from exoperiod.grid import PeriodGrid
+from exoperiod.learning.datasets import build_datasets
+from exoperiod.learning.evaluate import (
     EvaluationResult,
     bin_alias,
     evaluate_model,
@@ -25,7 +26,6 @@ from exoperiod.evaluate import (
     reliability,
     tier_labels,
 )
-from exoperiod.grid import PeriodGrid
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "vs_bls_tls.py"
 NON_HOST_Q7 = "lightcurves/kepler/1430163/kplr001430163-2010355172524_llc.fits"

@@ -6,15 +6,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from astropy.timeseries import BoxLeastSquares
 
 from exoperiod.config import ConfigError, load_config
 from exoperiod.grid import PeriodGrid, period_weights
-from exoperiod.inject import Planet, Star, inject_transits
-from exoperiod.preprocess import PreprocessError, to_windows
-from exoperiod.readers import read_lightcurve
+from exoperiod.learning.inject import Planet, Star, inject_transits
+from exoperiod.search.preprocess import PreprocessError, to_windows
+from exoperiod.search.readers import read_lightcurve
 
 REPO = Path(__file__).resolve().parents[1]
 NON_HOST_Q7 = "lightcurves/kepler/1430163/kplr001430163-2010355172524_llc.fits"  # quiet: ~110 ppm
@@ -81,7 +80,7 @@ def test_grid_edges_centres_and_index():
 
 
 def test_labels_of_kepler_235_from_the_koi_table(shared_data):
-    from exoperiod.catalog import read_koi_table
+    from exoperiod.learning.catalog import read_koi_table
 
     koi = read_koi_table(shared_data / "tables" / "koi_cumulative.csv")
     planets = koi[(koi["kepid"] == 4139816) & (koi["koi_disposition"] == "CONFIRMED")]

@@ -29,8 +29,12 @@ from exoperiod.checkpoint import save_checkpoint
 from exoperiod.cli import app
 from exoperiod.config import MAX_LIGHTCURVE_LENGTH
 from exoperiod.errors import one_line
-from exoperiod.model import DEFAULT_MODEL_PATH
-from exoperiod.readers import MAX_FILE_BYTES, LightCurveReadError, read_lightcurve
+from exoperiod.search.model import DEFAULT_MODEL_PATH
+from exoperiod.search.readers import (
+    MAX_FILE_BYTES,
+    LightCurveReadError,
+    read_lightcurve,
+)
 
 runner = CliRunner()
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -162,7 +166,7 @@ def test_rejecting_a_bomb_costs_little_memory(tmp_path, name, write):
     # fork + exec, so ru_maxrss of a child of this ~1 GB pytest reads ~1 GB.
     script = (
         "import re, sys\n"
-        "from exoperiod.readers import LightCurveReadError, read_lightcurve\n"
+        "from exoperiod.search.readers import LightCurveReadError, read_lightcurve\n"
         "try:\n    read_lightcurve(sys.argv[1])\n"
         "except LightCurveReadError as err:\n    print(err)\n"
         "print(re.search(r'VmHWM:\\s*(\\d+) kB', open('/proc/self/status').read()).group(1))\n"

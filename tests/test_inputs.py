@@ -1,4 +1,4 @@
-"""Every input kind of predict() and predict_proba() (exoperiod.inputs), on real Kepler data."""
+"""Every input kind of predict() and predict_proba() (exoperiod.search.inputs), on real Kepler data."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ from astropy.table import Table
 from astropy.time import Time
 from astropy.timeseries import TimeSeries
 
-from exoperiod import InputError, LightCurveReadError, as_lightcurve, predict, read_lightcurve
-from exoperiod.inputs import TableColumns
+from exoperiod import (
+    InputError,
+    LightCurveReadError,
+    as_lightcurve,
+    predict,
+    read_lightcurve,
+)
+from exoperiod.search.inputs import TableColumns
 
 KEPLER62_Q13 = "lightcurves/kepler/9002278/kplr009002278-2012179063303_llc.fits"
 BKJD_OFFSET = 2454833.0
@@ -148,7 +154,7 @@ def test_a_missing_column_and_a_bad_table_name_the_file(tmp_path, reference) -> 
 
 
 def test_folders_and_globs_include_astropy_tables(tmp_path, reference) -> None:
-    from exoperiod.predict import expand_paths
+    from exoperiod.search.predict import expand_paths
 
     for name in ("a.ecsv", "b.tsv", "c.csv", "notes.txt"):
         (tmp_path / name).write_text("time\tflux\n1\t1\n")

@@ -17,11 +17,19 @@ from astropy.table import Table
 from lightkurve import SearchResult
 from requests.structures import CaseInsensitiveDict
 
-from exoperiod.catalog import CatalogStar
 from exoperiod.config import config_from_dict
-from exoperiod.datasets import DownloadError, MastClient, MastError, Positives, RateLimiter, RetryPolicy, download_file
-from exoperiod.datasets.mast import MAST_DOWNLOAD_URL, search_products
-from exoperiod.readers import read_lightcurve
+from exoperiod.learning.catalog import CatalogStar
+from exoperiod.learning.datasets import (
+    DownloadError,
+    MastClient,
+    MastError,
+    Positives,
+    RateLimiter,
+    RetryPolicy,
+    download_file,
+)
+from exoperiod.learning.datasets.mast import MAST_DOWNLOAD_URL, search_products
+from exoperiod.search.readers import read_lightcurve
 
 KEPLER62 = 9002278
 KEPLER62_Q13 = "kplr009002278-2012179063303_llc.fits"

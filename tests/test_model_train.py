@@ -10,17 +10,17 @@ import torch
 from exoperiod import PeriodModel
 from exoperiod.config import load_config
 from exoperiod.grid import PeriodGrid
-from exoperiod.inject import Planet, Star, inject_transits
-from exoperiod.model import ModelLoadError
-from exoperiod.readers import read_lightcurve
-from exoperiod.train import TrainSettings, train
+from exoperiod.learning.inject import Planet, Star, inject_transits
+from exoperiod.learning.train import TrainSettings, train
+from exoperiod.search.model import ModelLoadError
+from exoperiod.search.readers import read_lightcurve
 
 QUIET_NON_HOST = "lightcurves/kepler/1430163/kplr001430163-2010355172524_llc.fits"
 
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory):
-    from exoperiod.datasets import build_datasets
+    from exoperiod.learning.datasets import build_datasets
 
     root = tmp_path_factory.mktemp("data")
     config = load_config().model_copy(update={

@@ -1,4 +1,4 @@
-"""Prediction, refinement and report (exoperiod.predict, exoperiod.refine, exoperiod.report).
+"""Prediction, refinement and report (exoperiod.search.predict, exoperiod.search.refine, exoperiod.search.plots).
 
 Tests of skill on real planets use the shipped model and skip without it; the machinery
 (JSON contract, bad files, refinement of an injected transit, plots) runs with an
@@ -15,12 +15,19 @@ import numpy as np
 import pytest
 
 from exoperiod.config import load_config
-from exoperiod.inject import Planet, Star, inject_transits, planet_for_snr
-from exoperiod.predict import Prediction, expand_paths, predict, predict_paths, top_bins, write_json
-from exoperiod.preprocess import to_windows
-from exoperiod.readers import read_lightcurve
-from exoperiod.refine import TransitSearch, refine_bin
-from exoperiod.report import plot_prediction
+from exoperiod.learning.inject import Planet, Star, inject_transits, planet_for_snr
+from exoperiod.search.plots import plot_prediction
+from exoperiod.search.predict import (
+    Prediction,
+    expand_paths,
+    predict,
+    predict_paths,
+    top_bins,
+    write_json,
+)
+from exoperiod.search.preprocess import to_windows
+from exoperiod.search.readers import read_lightcurve
+from exoperiod.search.refine import TransitSearch, refine_bin
 
 KEPLER = "lightcurves/kepler"
 KEPLER_62_Q13 = f"{KEPLER}/9002278/kplr009002278-2012179063303_llc.fits"

@@ -1,4 +1,4 @@
-"""exoperiod.readers on the real files of the shared data folder and on damaged copies."""
+"""exoperiod.search.readers on the real files of the shared data folder and on damaged copies."""
 
 from __future__ import annotations
 
@@ -17,7 +17,11 @@ from astropy.time import Time
 from lightkurve.utils import KeplerQualityFlags, TessQualityFlags
 
 from exoperiod.paths import shared_data_dir
-from exoperiod.readers import SYNTHETIC_CADENCE_DAYS, LightCurveReadError, read_lightcurve
+from exoperiod.search.readers import (
+    SYNTHETIC_CADENCE_DAYS,
+    LightCurveReadError,
+    read_lightcurve,
+)
 
 KEPLER62_Q13 = "lightcurves/kepler/9002278/kplr009002278-2012179063303_llc.fits"
 K2_LLC = "lightcurves/k2/211121743/ktwo211121743-c04_llc.fits"
@@ -146,10 +150,26 @@ def test_kepler62_q13_pdcsap_and_sap(shared_data: Path) -> None:
     np.testing.assert_allclose(pdcsap.flux_err.value, raw_err / median, rtol=1e-12, equal_nan=True)
 
 
-def test_gzipped_fits_reads_like_the_original(shared_data: Path, tmp_path: Path) -> None:
+def test_kepler_cut_reads_like_its_raw_table(kepler_cut: Path) -> None:
+    lc = read_lightcurve(kepler_cut)
+    assert lc.time.format == "bkjd" and lc.meta["FLUX_ORIGIN"] == "pdcsap_flux"
+    assert {key: lc.meta[key] for key in ("MISSION", "TARGETID", "LABEL", "QUARTER")} == {
+        "MISSION": "Kepler", "TARGETID": 9002278, "LABEL": "KIC 9002278", "QUARTER": 13,
+    }
+    with fits.open(kepler_cut) as hdul:
+        table = hdul["LIGHTCURVE"].data
+        keep = np.isfinite(table["TIME"]) & KeplerQualityFlags.create_quality_mask(
+            table["SAP_QUALITY"], bitmask="default"
+        )
+        raw_flux, raw_time = table["PDCSAP_FLUX"][keep].astype(float), table["TIME"][keep]
+    np.testing.assert_allclose(lc.time.value, raw_time, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(lc.flux.value, raw_flux / np.nanmedian(raw_flux), rtol=1e-12, equal_nan=True)
+
+
+def test_gzipped_fits_reads_like_the_original(kepler_cut: Path, tmp_path: Path) -> None:
     path = tmp_path / "kplr009002278-2012179063303_llc.fits.gz"
-    path.write_bytes(gzip.compress((shared_data / KEPLER62_Q13).read_bytes()))
-    packed, plain = read_lightcurve(path), read_lightcurve(shared_data / KEPLER62_Q13)
+    path.write_bytes(gzip.compress(kepler_cut.read_bytes()))
+    packed, plain = read_lightcurve(path), read_lightcurve(kepler_cut)
     np.testing.assert_array_equal(packed.flux.value, plain.flux.value)
     assert (packed.meta["LABEL"], packed.meta["QUARTER"]) == ("KIC 9002278", 13)
 
@@ -172,8 +192,8 @@ def test_k2sc_v2_flux_column_picks_the_extension(shared_data: Path) -> None:
     assert (np.isfinite(pdc.flux.value).sum(), np.isfinite(sap.flux.value).sum()) == (3279, 3423)
 
 
-def test_to_fits_round_trip(shared_data: Path, tmp_path: Path) -> None:
-    original = read_lightcurve(shared_data / KEPLER62_Q13)
+def test_to_fits_round_trip(kepler_cut: Path, tmp_path: Path) -> None:
+    original = read_lightcurve(kepler_cut)
     path = tmp_path / "roundtrip.fits"
     original.to_fits(
         path=str(path), overwrite=True,
@@ -221,10 +241,8 @@ def test_flux_only_npz_gets_synthetic_time(shared_data: Path, tmp_path: Path) ->
         assert lc.time.value[0] == 0.0
 
 
-def test_csv_headers_are_case_insensitive_and_full_bjd_becomes_bkjd(
-    shared_data: Path, tmp_path: Path
-) -> None:
-    reference = read_lightcurve(shared_data / KEPLER62_Q13, quality_bitmask="none")
+def test_csv_headers_are_case_insensitive_and_full_bjd_becomes_bkjd(kepler_cut: Path, tmp_path: Path) -> None:
+    reference = read_lightcurve(kepler_cut, quality_bitmask="none")
     path = tmp_path / "kplr009002278_q13.csv"
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -282,24 +300,23 @@ def test_json_keeps_the_source_label_apart(shared_data: Path) -> None:
     assert lc.meta["LABEL"] == "KIC 1026032"
 
 
-def test_invalid_arguments_are_caller_errors(shared_data: Path) -> None:
+def test_invalid_arguments_are_caller_errors(kepler_cut: Path) -> None:
     with pytest.raises(ValueError, match="flux_column") as info:
-        read_lightcurve(shared_data / KEPLER62_Q13, flux_column="kspsap")  # type: ignore[arg-type]
+        read_lightcurve(kepler_cut, flux_column="kspsap")  # type: ignore[arg-type]
     assert not isinstance(info.value, LightCurveReadError)
     with pytest.raises(ValueError, match="quality_bitmask"):
-        read_lightcurve(shared_data / KEPLER62_Q13, quality_bitmask="strict")
+        read_lightcurve(kepler_cut, quality_bitmask="strict")
 
 
 # ------------------------------------------------------------------ bad files
 
 
 def _truncated_fits(path: Path, data: Path) -> None:
-    raw = (data / KEPLER62_Q13).read_bytes()
-    path.write_bytes(raw[: len(raw) // 2])
+    path.write_bytes((data / "kepler62_q13_truncated.fits").read_bytes())
 
 
 def _truncated_gzip_fits(path: Path, data: Path) -> None:
-    packed = gzip.compress((data / KEPLER62_Q13).read_bytes())
+    packed = gzip.compress((data / "kepler62_q13_cut.fits").read_bytes())
     path.write_bytes(packed[: len(packed) // 2])
 
 
@@ -332,12 +349,15 @@ def _npz_with_pickle(path: Path, data: Path) -> None:
 
 
 def _npz_truncated(path: Path, data: Path) -> None:
-    raw = (data / KEPLER62_Q13.replace(".fits", ".npz")).read_bytes()
+    lc = read_lightcurve(data / "kepler62_q13_cut.fits")
+    np.savez(path, time=lc.time.value, flux=lc.flux.value)
+    raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) // 2])
 
 
 def _json_cut_mid_line(path: Path, data: Path) -> None:
-    text = (data / JSON_Q17).read_text()
+    lc = read_lightcurve(data / "kepler62_q13_cut.fits")
+    text = json.dumps({"time": lc.time.value.tolist(), "flux": lc.flux.value.tolist()})
     path.write_text(text[: len(text) // 2])
 
 
@@ -371,10 +391,10 @@ BAD_FILES = [
 
 @pytest.mark.parametrize(("name", "write", "problem"), BAD_FILES)
 def test_bad_file_raises_one_line_error(
-    shared_data: Path, tmp_path: Path, name: str, write: Callable[[Path, Path], None], problem: str
+    kepler_cut: Path, tmp_path: Path, name: str, write: Callable[[Path, Path], None], problem: str
 ) -> None:
     path = tmp_path / name
-    write(path, shared_data)
+    write(path, kepler_cut.parent)
     with pytest.raises(LightCurveReadError) as info:
         read_lightcurve(path)
     message = str(info.value)

@@ -1,5 +1,5 @@
 """Results as tables, figures and folds; transit times and uncertainties; periods outside
-the model grid (exoperiod.results, exoperiod.ephemeris, exoperiod.offgrid)."""
+the model grid (exoperiod.search.results, exoperiod.search.ephemeris, exoperiod.search.offgrid)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from matplotlib.figure import Figure
 
 from exoperiod import Prediction, predict, predictions_to_pandas
 from exoperiod.grid import PeriodGrid
-from exoperiod.offgrid import off_grid_ranges
-from exoperiod.refine import Candidate
+from exoperiod.search.offgrid import off_grid_ranges
+from exoperiod.search.refine import Candidate
 
 WASP_18 = "lightcurves/tess/100100827/wasp18b.fits"
 #: WASP-18 b, Shporer et al. (2019) from TESS: P = 0.941452419 +- 0.000000065 d.
@@ -143,7 +143,7 @@ def test_the_duration_distribution_is_that_of_the_first_candidate_in_the_grid() 
     # the last period bin's duration head.
     from types import SimpleNamespace
 
-    from exoperiod.predict import _duration_distribution
+    from exoperiod.search.predict import _duration_distribution
 
     scored = SimpleNamespace(duration_proba=np.arange(12.0).reshape(3, 4))
     off, in_grid = SimpleNamespace(bin_index=-1), SimpleNamespace(bin_index=1)

@@ -1,4 +1,4 @@
-"""Simulated Kepler stars and transit injection (exoperiod.simulate, exoperiod.inject)."""
+"""Simulated Kepler stars and transit injection (exoperiod.learning.simulate, exoperiod.learning.inject)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import lightkurve as lk
 import numpy as np
 import pytest
 
-from exoperiod.inject import (
+from exoperiod.learning.inject import (
     RP_RS_MAX,
     Planet,
     Star,
@@ -23,8 +23,7 @@ from exoperiod.inject import (
     transit_model,
     transit_snr,
 )
-from exoperiod.paths import shared_data_dir
-from exoperiod.simulate import (
+from exoperiod.learning.simulate import (
     KEPLER_LONG_CADENCE_MINUTES,
     SimulatedStar,
     noise_per_cadence_ppm,
@@ -32,6 +31,7 @@ from exoperiod.simulate import (
     simulate_lightcurve,
     simulate_star,
 )
+from exoperiod.paths import shared_data_dir
 
 SUN = Star(radius_rsun=1.0, mass_msun=1.0, teff_k=5772.0, logg_cgs=4.438)
 REAL_QUARTER = "lightcurves/kepler/9726699/kplr009726699-2009350155506_llc.fits"

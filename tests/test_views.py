@@ -1,4 +1,4 @@
-"""Vetting views (exoperiod.views): Astronet / ExoMiner views of real hosts and a non-host.
+"""Vetting views (exoperiod.search.views): Astronet / ExoMiner views of real hosts and a non-host.
 
 The ephemerides are the KOI cumulative table's (period, ``koi_time0bk``, ``koi_duration``),
 so that these tests judge the views, not the model that found the candidates; the views
@@ -14,9 +14,16 @@ import pytest
 from typer.testing import CliRunner
 
 from exoperiod.cli import app
-from exoperiod.predict import Prediction, predict, predict_paths
-from exoperiod.views import (GLOBAL_BINS, LOCAL_BINS, VIEW_NAMES, local_bin_centres_durations, median_bins,
-                             vetting_views, write_views)
+from exoperiod.search.predict import Prediction, predict, predict_paths
+from exoperiod.search.views import (
+    GLOBAL_BINS,
+    LOCAL_BINS,
+    VIEW_NAMES,
+    local_bin_centres_durations,
+    median_bins,
+    vetting_views,
+    write_views,
+)
 
 KEPLER = "lightcurves/kepler"
 KEPLER_62_Q13 = f"{KEPLER}/9002278/kplr009002278-2012179063303_llc.fits"
@@ -190,7 +197,7 @@ def test_cli_views_writes_one_file_per_candidate(tmp_path, shared_data, shipped_
 def test_the_report_draws_the_same_views_a_vetting_model_gets(kepler62):
     import matplotlib.pyplot as plt
 
-    from exoperiod.report import report_figure
+    from exoperiod.search.plots import report_figure
 
     fig = report_figure(kepler62, ())
     try:

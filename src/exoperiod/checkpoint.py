@@ -1,5 +1,8 @@
 """What a model file must hold before anything is built from it.
 
+Place in the flow: base module: used by the search side and the learning side, imports
+neither.
+
 ``torch.load(..., weights_only=True)`` refuses code, but not a payload that is merely
 wrong: a missing key, a tensor where a dict belongs, a temperature that is no number,
 NaN weights, or a config whose window length would make the model allocate gigabytes.
@@ -19,6 +22,8 @@ from typing import Any, Mapping
 import torch
 
 from .config import ConfigError, config_from_dict
+from .errors import ExoperiodError
+from .files import atomic_write
 
 MODEL_FORMAT = "exoperiod-model/2"
 
@@ -26,7 +31,7 @@ _REQUIRED = {"format": str, "state_dict": dict, "config": dict, "grid": dict, "t
 _OPTIONAL = {"card": dict}
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(ExoperiodError):
     """A model file that cannot be used; the message is one line."""
 
 
@@ -85,14 +90,8 @@ def save_checkpoint(payload: Mapping[str, Any], path: str | os.PathLike) -> None
     path = Path(path)
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    tmp = path.with_name(f"{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(buffer.getbuffer())
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise OSError(err.errno, err.strerror, str(path)) from None
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def _check_weights(state_dict: Mapping[Any, Any], path: str | os.PathLike) -> None:

@@ -1,4 +1,8 @@
-"""The ``exoperiod`` command line: a thin typer + rich layer over the library."""
+"""The ``exoperiod`` command line: a thin typer + rich layer over the library.
+
+Place in the flow: the interface over both sides; it only translates flags, the library
+validates.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,16 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from .errors import one_line, user_errors
+from .errors import ExoperiodError, one_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Periods of transiting exoplanets from Kepler, K2 and TESS light curves.")
@@ -24,7 +35,7 @@ log = logging.getLogger("exoperiod")
 
 def _version(value: bool) -> None:
     if value:
-        from . import __version__
+        from ._version import __version__
 
         typer.echo(f"exoperiod {__version__}")
         raise typer.Exit()
@@ -46,7 +57,9 @@ def _main(
     log.propagate = False
 
 
-_user_errors = user_errors
+#: What a command reports as one line: the problems a user can fix (``ConnectionError``,
+#: an unreachable archive, is an ``OSError``). Anything else is a bug: it keeps its traceback.
+USER_ERRORS = (ExoperiodError, OSError)
 
 
 def _fail(err: BaseException | str) -> None:
@@ -98,8 +111,8 @@ def build_dataset(
     """Build the positive / negative / synthetic datasets (resumable)."""
     from contextlib import nullcontext
 
-    from .batch import dask_executor
-    from .datasets import build_datasets
+    from .learning.datasets import build_datasets
+    from .search.batch import dask_executor
 
     try:
         cfg = _config(config)
@@ -109,7 +122,7 @@ def build_dataset(
                 _progress() as bar:
             summary = build_datasets(cfg, source=source, only=kinds, workers=slots, pool=pool,
                                      progress=_stage_bar(bar), **kwargs)
-    except (*_user_errors(), ConnectionError) as err:
+    except USER_ERRORS as err:
         _fail(err)
     console.print(summary.table())
 
@@ -126,14 +139,14 @@ def train(
     samples_per_epoch: Optional[int] = typer.Option(None, min=1),
 ) -> None:
     """Train a period model on built datasets."""
-    from . import train as training
+    from .learning import train as training
 
     try:
         cfg = _config(config)
         settings = training.TrainSettings()
         with _progress() as bar:
             if preset == "default":
-                from .presets import prepare_default
+                from .learning.presets import prepare_default
 
                 cfg, data, settings = prepare_default(cfg, progress=_stage_bar(bar))
             elif preset is not None:
@@ -154,7 +167,7 @@ def train(
             command = " ".join(["exoperiod", *sys.argv[1:]])
             model = training.train(cfg, data or Path(cfg.output_root), out, settings, resume=resume,
                                    progress=report, card_extra={"command": command})
-    except _user_errors() as err:
+    except USER_ERRORS as err:
         _fail(err)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
         return
@@ -190,10 +203,9 @@ def predict(
     scheduler: Optional[str] = typer.Option(None, help="Address of a running Dask scheduler (tcp://host:8786)."),
 ) -> None:
     """Periods of transiting planets in light curves, refined and verified."""
-    from .batch import ClusterError, PredictOptions, predict_archive
-    from .inputs import TableColumns
-    from .outputs import OutputError
-    from .results import write_csv
+    from .search.batch import PredictOptions, predict_archive
+    from .search.inputs import TableColumns
+    from .search.results import write_csv
 
     if flux not in (None, "pdcsap", "sap"):
         _fail(ValueError(f"--flux must be pdcsap or sap, not {flux!r}"))
@@ -233,7 +245,7 @@ def predict(
                                   allow_nan=False))
         if csv_out is not None:
             write_csv(rows, None if csv_out == "-" else Path(csv_out))
-    except (*_user_errors(), OutputError, ConnectionError, ClusterError, ValueError) as err:
+    except USER_ERRORS as err:
         _fail(err)
     if summary.skipped and not summary.predicted + summary.failed:
         console.print(f"all {summary.skipped} inputs were already done", highlight=False)
@@ -252,7 +264,7 @@ def _period_range(period_min: Optional[float], period_max: Optional[float]) -> O
 def _echo_prediction(row: dict, to_stderr: bool = False) -> None:
     """One line per input (and its notes): the periods found, or the error. To stderr
     when stdout carries the JSON or CSV."""
-    from .results import candidates_summary
+    from .search.results import candidates_summary
 
     if row["error"]:
         typer.echo(typer.style(one_line(row["error"]), fg="red"), err=True)
@@ -274,8 +286,8 @@ def evaluate(
     refine: bool = typer.Option(False, help="Also measure recovery after BLS refinement (slower)."),
 ) -> None:
     """Recovery, aliases, calibration and false alarms of a model on a dataset split."""
-    from .evaluate import evaluate_model
-    from .model import PeriodModel
+    from .learning.evaluate import evaluate_model
+    from .search.model import PeriodModel
 
     try:
         cfg = _config(config)
@@ -283,7 +295,7 @@ def evaluate(
         with _progress() as bar:
             result = evaluate_model(loaded, data, cfg, split=split, out_dir=out, progress=_stage_bar(bar),
                                     refine=refine)
-    except _user_errors() as err:
+    except USER_ERRORS as err:
         _fail(err)
     typer.echo(f"{result.n_samples} samples ({result.n_with_planet} with a planet): top-1 {result.top1:.3f}, "
                f"top-3 {result.top3:.3f}, alias rate {result.alias_rate:.3f} -> {out / 'report.md'}")
@@ -298,15 +310,15 @@ def run(
     samples: int = typer.Option(2000, min=20, help="Simulated stars to build and evaluate on."),
 ) -> None:
     """The main job: simulated dataset, evaluation, example predictions, report folder."""
-    from .mainjob import run_main_job
-    from .model import PeriodModel
+    from .learning.demo import run_main_job
+    from .search.model import PeriodModel
 
     try:
         cfg = _config(config)
         loaded = PeriodModel.load(model, grid=cfg.grid())
         with _progress() as bar:
             summary = run_main_job(out, cfg, loaded, progress=_stage_bar(bar), workers=workers, samples=samples)
-    except _user_errors() as err:
+    except USER_ERRORS as err:
         _fail(err)
     typer.echo(summary.read_text())
     typer.echo(f"report: {summary}")

@@ -1,5 +1,8 @@
 """The exoperiod configuration: one JSON file, validated by pydantic.
 
+Place in the flow: base module: used by the search side and the learning side, imports
+neither.
+
 The keys of the seed project's ``config.json`` are accepted as they are (including the
 misspelt ``valid_lightcurve_lenght_threshold``); unknown keys and impossible values are
 rejected with a one-line :class:`ConfigError` that names the key.
@@ -21,9 +24,9 @@ from pydantic import (
     model_validator,
 )
 
+from .constants import KEPLER_LONG_CADENCE_MINUTES, MINUTES_PER_DAY
+from .errors import ExoperiodError
 from .paths import PACKAGE_DATA
-
-KEPLER_LONG_CADENCE_MINUTES = 29.4244
 
 DEFAULT_CONFIG_PATH = PACKAGE_DATA / "config.json"
 
@@ -36,7 +39,7 @@ MAX_PERIOD_BINS = 1000
 MIN_PERIOD_DAYS = 0.2
 MAX_PERIOD_DAYS = 1000.0
 #: One minute to one day. The model grid spans a light curve's whole time span (at most
-#: 30 years, see :data:`exoperiod.readers.MAX_TIME_SPAN_DAYS`): at one minute that is 16
+#: 30 years, see :data:`exoperiod.search.readers.MAX_TIME_SPAN_DAYS`): at one minute that is 16
 #: million cells, ~0.15 GB to preprocess; at 15 s it was 0.55 GB (measured). Shorter
 #: cadences in a file (TESS's 20 s) are binned to the grid anyway.
 CADENCE_MINUTES_RANGE = (1.0, 1440.0)
@@ -47,7 +50,7 @@ MAX_PLANETS_PER_STAR = 10
 MAX_CONFIG_BYTES = 1 << 20
 
 
-class ConfigError(ValueError):
+class ConfigError(ExoperiodError):
     """A configuration file that cannot be used; the message is one line."""
 
 
@@ -140,7 +143,7 @@ class Config(_Strict):
     positive: str = "positive"
     negative: str = "negative"
     synthetic: str = "synthetic"
-    curves: str = Field("curves", description="Folder of whole light curves of any length (exoperiod.curves).")
+    curves: str = Field("curves", description="Folder of whole light curves of any length (exoperiod.learning.curves).")
     synthetic_priors: SyntheticPriors = SyntheticPriors()
 
     @model_validator(mode="after")
@@ -155,7 +158,7 @@ class Config(_Strict):
     @property
     def window_days(self) -> float:
         """Time span of one model window, days."""
-        return self.lightcurve_length * self.cadence_minutes / 1440.0
+        return self.lightcurve_length * self.cadence_minutes / MINUTES_PER_DAY
 
     def grid(self):
         """The :class:`~exoperiod.grid.PeriodGrid` this configuration describes."""

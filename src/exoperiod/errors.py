@@ -1,8 +1,15 @@
-"""The errors a user can cause, and the one line each of them is shown as.
+"""The one family of errors a user can cause, and the one line each of them is shown as.
 
-A command that fails on bad input, a bad file or an unusable output folder prints one
-line, ``error: <what>: <problem>``, and exits 2: never a traceback, never a message
-wrapped over several lines (logs and CI are read with ``grep``).
+Place in the flow: base module: used by the search side and the learning side, imports
+neither.
+
+Every problem a user can fix (a bad file, flag, config, model file, dataset folder,
+unreachable archive or unusable output) raises a subclass of :class:`ExoperiodError`,
+defined beside the code that detects it, as lightkurve's errors derive from
+``LightkurveError``. The CLI catches that one class (and ``OSError``: a missing file, a
+full disk, a read-only folder) and prints ``error: <what>: <problem>`` on one line, exit
+code 2: never a traceback, never a message wrapped over several lines (logs and CI are
+read with ``grep``). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,23 +20,12 @@ import re
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The exception classes whose message is meant for the user.
+class ExoperiodError(ValueError):
+    """A problem the user can fix, said in one line that names the file or setting.
 
-    ``ConfigError`` covers its subclasses ``DatasetError`` and ``CatalogError``;
-    ``OSError`` covers a missing file, a full disk, a read-only or unwritable folder.
-    Imported here, not at module level, so that ``exoperiod --help`` stays fast.
+    A ``ValueError`` so that code catching bad values (``except ValueError``) also
+    catches exoperiod's.
     """
-    from .config import ConfigError
-    from .datasets.http import DownloadError
-    from .datasets.mast import MastError
-    from .checkpoint import ModelLoadError
-    from .preprocess import PreprocessError
-    from .readers import LightCurveReadError
-    from .train import TrainError
-
-    return (ConfigError, ModelLoadError, PreprocessError, LightCurveReadError, TrainError, DownloadError,
-            MastError, OSError)
 
 
 def one_line(error: BaseException | str) -> str:

@@ -1,4 +1,8 @@
-"""The period grid the model speaks in, and the label vector of a star's planets."""
+"""The period grid the model speaks in, and the label vector of a star's planets.
+
+Place in the flow: base module: used by the search side and the learning side, imports
+neither.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,12 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 from scipy.special import ndtr
+
+#: The harmonics of a period P that a transit search confuses with P, as factors of P:
+#: a box at P/2 or P/3 catches every second or third box (and noise), one at 2P or 3P
+#: half or a third of the transits. The scorer reads the periodogram there, refinement
+#: tests them, evaluation counts them as aliases.
+HARMONICS = {"P/3": 1 / 3, "P/2": 1 / 2, "2P": 2.0, "3P": 3.0}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Where exoperiod finds the shared real-data folder and its own packaged files."""
+"""Where exoperiod finds the shared real-data folder and its own packaged files.
+
+Place in the flow: base module: used by the search side and the learning side, imports
+neither.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,368 @@
+"""Light curves of any length for training and benchmarks: backgrounds plus batman planets.
+
+Place in the flow (learning side): simulate, catalog (http) -> inject -> datasets,
+**curves** -> train -> evaluate; presets, demo.
+
+Why
+---
+The coherent search scores a whole light curve, so the scorer must learn on whole light
+curves of every length it will meet: one Kepler quarter to 17 stitched quarters, 1-13
+TESS-like sectors with their 13.7-d orbit gaps, 10-30 day fragments, and real stars'
+noise, with planets from below the detection threshold to hot Jupiters.
+
+Backgrounds
+-----------
+- ``kepler``: :func:`exoperiod.learning.simulate.simulate_lightcurve`, 1-17 quarters of 93 d.
+- ``tess``: the same stars at 30-min cadence, 1-13 sectors of 27.4 d, with a 1-day
+  downlink gap every 13.7 d.
+- ``fragment``: 8-30 days of Kepler-like data.
+- ``real``: a real light curve of ../shared/data with no known planet below 40 d
+  (:func:`real_background_files`), time-reversed or with extra white noise half of the
+  time, so that a hundred stars give many backgrounds.
+
+Planets
+-------
+Injected into the *detrended* light curve (the trend of a background is fitted once and
+every planet set reuses it; transits of <= 13 h barely move a 1.75-d biweight): 0-3
+planets, period log-uniform over the grid, impact U(0, 0.9), and the radius ratio that
+gives the drawn *total* SNR over the whole light curve against the detrended noise
+(:func:`exoperiod.learning.inject.planet_for_snr`): 70 % log-uniform in [4, 25] (the threshold
+region), 30 % log-uniform in [25, 3000] (up to hot Jupiters), so that probabilities
+learn to grow with the signal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import lightkurve as lk
+import numpy as np
+import pandas as pd
+from astropy.stats import mad_std
+
+from ..config import Config
+from ..constants import (
+    KEPLER_QUARTER_DAYS,
+    LOGG_SUN_CGS,
+    MINUTES_PER_DAY,
+    TESS_ORBIT_DAYS,
+)
+from ..files import atomic_write
+from ..grid import PeriodGrid, period_weights
+from ..search.preprocess import (
+    PreprocessError,
+    Series,
+    clean_and_detrend,
+    series_from_detrended,
+)
+from ..search.readers import read_lightcurve
+from .inject import Planet, Star, planet_for_snr, transit_duration_hours, transit_model
+from .simulate import sample_star, simulate_lightcurve
+
+SECTOR_DAYS = 2 * TESS_ORBIT_DAYS
+#: TESS downlinks once per orbit, for about a day.
+TESS_GAP_DAYS = 1.0
+LAYOUTS = ("kepler", "tess", "fragment", "real")
+#: Share of each background layout in a training set.
+LAYOUT_WEIGHTS = {"kepler": 0.5, "tess": 0.2, "fragment": 0.05, "real": 0.25}
+#: Planets per light curve: 0, 1, 2 or 3.
+N_PLANET_WEIGHTS = (0.3, 0.45, 0.17, 0.08)
+SNR_LOW = (4.0, 25.0)
+SNR_HIGH = (25.0, 3000.0)
+SNR_HIGH_SHARE = 0.3
+MIN_PERIOD_RATIO = 1.3
+IMPACT_MAX = 0.9
+#: A Sun-like host for real backgrounds, whose star is not characterised in the file.
+SUN_LIKE = Star(radius_rsun=1.0, mass_msun=1.0, teff_k=5778.0, logg_cgs=LOGG_SUN_CGS)
+#: Real backgrounds: a star whose id hashes to a value below this share is held out of
+#: training (the real-star generalisation check).
+REAL_HOLDOUT_SHARE = 0.35
+
+
+@dataclass
+class InjectedPlanet:
+    period_days: float
+    t0_days: float
+    duration_hours: float
+    snr: float
+    rp_rs: float
+    impact: float
+
+    def to_dict(self) -> dict:
+        return {k: float(v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Sample:
+    """One training light curve: the uniform series the search sees, and its labels."""
+
+    series: Series
+    planets: list[InjectedPlanet]
+    layout: str
+    source: str
+    meta: dict = field(default_factory=dict)
+
+
+def simulated_background(rng: np.random.Generator, layout: str, n_segments: int,
+                         star_id: str) -> tuple[lk.LightCurve, Star]:
+    """A raw simulated light curve of ``n_segments`` quarters/sectors (or a fragment)."""
+    sim = sample_star(rng, star_id)
+    if layout == "kepler":
+        lc = simulate_lightcurve(sim, rng, duration_days=KEPLER_QUARTER_DAYS * n_segments)
+    elif layout == "tess":
+        lc = simulate_lightcurve(sim, rng, duration_days=SECTOR_DAYS * n_segments, cadence_minutes=30.0)
+        t = lc.time.value - lc.time.value[0]
+        lc = lc[(t % TESS_ORBIT_DAYS) < TESS_ORBIT_DAYS - TESS_GAP_DAYS]
+    elif layout == "fragment":
+        lc = simulate_lightcurve(sim, rng, duration_days=float(rng.uniform(8.0, 30.0)))
+    else:
+        raise ValueError(f"layout must be one of kepler, tess, fragment; not {layout!r}")
+    return lc, sim.star
+
+
+def real_background_files(shared: Path) -> pd.DataFrame:
+    """Real light curves usable as planet-free backgrounds, with a ``holdout`` column.
+
+    Kept: no known planet and no KOI/TOI candidate below 40 d (``no_known_planet``,
+    ``host_P>=40d_only``, false positives), at least 8 days long. Eclipsing binaries and
+    pulsators stay in: the scorer must learn that they are not planets.
+    """
+    manifest = pd.read_csv(shared / "MANIFEST.csv")
+    usable = manifest["host_class"].str.startswith(("no_known_planet", "host_P>=40d", "koi_false", "toi_false"))
+    usable &= manifest["time_span_days"].astype(float) >= 8.0
+    # Standardized files (zero median, unit variance) have no relative flux to detrend.
+    usable &= ~manifest["flux_type"].fillna("").str.contains("standardized")
+    rows = manifest[usable].copy()
+    rows["path"] = [str(shared / f) for f in rows["file"]]
+    rows["holdout"] = [_hash01(t) < REAL_HOLDOUT_SHARE for t in rows["target_id"]]
+    return rows[["path", "target_id", "mission", "holdout"]].reset_index(drop=True)
+
+
+def _hash01(text: str) -> float:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 16**8
+
+
+def draw_planets(rng: np.random.Generator, detrended: lk.LightCurve, star: Star, grid: PeriodGrid,
+                 n: int, snr_range: tuple[float, float] | None = None) -> list[tuple[Planet, float]]:
+    """``n`` planets (with their total SNR) for a detrended light curve.
+
+    ``snr_range`` fixes a log-uniform SNR range; by default the mixture of the module
+    docstring. A period with no transit on a valid cadence is drawn again.
+    """
+    time = np.asarray(detrended.time.value, dtype=float)
+    noise_ppm = float(mad_std(np.asarray(detrended.flux.value) - 1.0)) * 1e6
+    exposure = float(np.median(np.diff(time))) * MINUTES_PER_DAY
+    out: list[tuple[Planet, float]] = []
+    if not noise_ppm > 0:  # quantised or constant flux: no SNR can be set
+        return out
+    for _ in range(200 * max(n, 1)):
+        if len(out) == n:
+            break
+        period = float(np.exp(rng.uniform(np.log(grid.min_days), np.log(grid.max_days))))
+        if any(max(period, p.period_days) / min(period, p.period_days) < MIN_PERIOD_RATIO for p, _ in out):
+            continue
+        lo, hi = snr_range or (SNR_HIGH if rng.random() < SNR_HIGH_SHARE else SNR_LOW)
+        snr = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        try:
+            planet = planet_for_snr(time, snr, period, time[0] + float(rng.uniform(0, period)),
+                                    float(rng.uniform(0, IMPACT_MAX)), star, noise_ppm, exposure)
+        except ValueError:
+            continue
+        out.append((planet, snr))
+    return out
+
+
+def inject_detrended(detrended: lk.LightCurve, planets: list[tuple[Planet, float]],
+                     star: Star) -> tuple[lk.LightCurve, list[InjectedPlanet]]:
+    """Multiply a detrended light curve by the planets' batman models."""
+    time = np.asarray(detrended.time.value, dtype=float)
+    exposure = float(np.median(np.diff(time))) * MINUTES_PER_DAY
+    flux = np.asarray(detrended.flux.value, dtype=float).copy()
+    labels = []
+    for planet, snr in planets:
+        flux *= transit_model(time, [planet], star, exposure)
+        labels.append(InjectedPlanet(planet.period_days, planet.t0_days, transit_duration_hours(planet, star),
+                                     snr, planet.rp_rs, planet.impact))
+    out = detrended.copy()
+    out.flux = flux
+    return out, labels
+
+
+#: Extra white noise for an augmented real background, in units of its own scatter:
+#: 0.3 barely changes the star, 1.5 makes a Kp~12 star look like a Kp~14 one (the range
+#: of Kepler's planet hosts), while its red noise and gaps stay its own.
+EXTRA_NOISE_RANGE = (0.3, 1.5)
+
+
+def augment_real(detrended: lk.LightCurve, rng: np.random.Generator) -> lk.LightCurve:
+    """Time reversal and extra white noise, each half of the time: new backgrounds with
+    the star's own red noise and gaps."""
+    out = detrended.copy()
+    flux = np.asarray(out.flux.value, dtype=float)
+    if rng.random() < 0.5:
+        flux = flux[::-1].copy()
+    if rng.random() < 0.5:
+        flux = flux + rng.uniform(*EXTRA_NOISE_RANGE) * mad_std(flux) * rng.standard_normal(len(flux))
+    out.flux = flux
+    return out
+
+
+def make_sample(seed: int, config: Config, real_files: list[str] | None = None,
+                layout: str | None = None, n_segments: int | None = None, n_planets: int | None = None,
+                snr_range: tuple[float, float] | None = None) -> Sample:
+    """One training or benchmark light curve, fully determined by ``seed`` and the rest.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of every random choice.
+    config : Config
+        The period grid, cadence and detrending window.
+    real_files : list of str, optional
+        Real backgrounds to draw from for the ``real`` layout (None: no real layout).
+    layout, n_segments, n_planets, snr_range : optional
+        Fix what is otherwise drawn (benchmarks fix all of them).
+    """
+    rng = np.random.default_rng(seed)
+    grid = config.grid()
+    if layout is None:
+        names = [k for k in LAYOUTS if k != "real" or real_files]
+        weights = np.array([LAYOUT_WEIGHTS[k] for k in names])
+        layout = str(rng.choice(names, p=weights / weights.sum()))
+    if layout == "real":
+        path = str(rng.choice(real_files))
+        lc, star, source = read_lightcurve(path), SUN_LIKE, path
+    else:
+        if n_segments is None:
+            n_segments = int(rng.integers(1, 18 if layout == "kepler" else 14))
+        lc, star = simulated_background(rng, layout, n_segments, f"SIM-{seed}")
+        source = f"simulated:{layout}:{n_segments}"
+    detrended, trend = clean_and_detrend(lc, config.detrend_window_days)
+    if layout == "real":
+        detrended = augment_real(detrended, rng)
+    if n_planets is None:
+        n_planets = int(rng.choice(len(N_PLANET_WEIGHTS), p=N_PLANET_WEIGHTS))
+    drawn = draw_planets(rng, detrended, star, grid, n_planets, snr_range)
+    injected, planets = inject_detrended(detrended, drawn, star)
+    series = series_from_detrended(injected, trend, config.cadence_minutes / MINUTES_PER_DAY, source)
+    return Sample(series=series, planets=planets, layout=layout, source=source,
+                  meta={"seed": seed, "span_days": series.span_days, "valid_days": series.valid_days})
+
+
+def labels(sample: Sample, config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """Period weights (``arr_1``) and duration weights (``arr_2``) of a sample."""
+    period = period_weights(config.grid(), [p.period_days for p in sample.planets]).weights
+    duration = period_weights(config.duration_grid(), [p.duration_hours for p in sample.planets]).weights
+    return period, duration
+
+
+def planets_json(sample: Sample) -> str:
+    return json.dumps([p.to_dict() for p in sample.planets])
+
+
+def split_of(sample: Sample) -> str:
+    """train / val / test by a hash of the star: 80 / 10 / 10 %. Real stars are only
+    ever drawn from the training stars (:func:`real_background_files`), so all their
+    samples train, except 10 % of the stars, for validation."""
+    key = sample.source if sample.layout == "real" else f"seed:{sample.meta['seed']}"
+    u = _hash01(key)
+    if sample.layout == "real":
+        return "val" if u < 0.1 else "train"
+    return "train" if u < 0.8 else "val" if u < 0.9 else "test"
+
+
+def _write_one(seed: int, config: Config, real_files: list[str] | None, folder: str) -> dict:
+    """Make, search and write one sample; return its metadata row."""
+    from ..search.model import PeriodModel, features_key
+
+    sample_id = f"curve-{seed:07d}"
+    try:
+        sample = make_sample(seed, config, real_files)
+    except PreprocessError as err:
+        return {"sample_id": sample_id, "error": str(err)}
+    period, duration = labels(sample, config)
+    # The search has no weights: an untrained model's fold gives the training features.
+    features = PeriodModel(config).search(sample.series.flux, sample.series.mask)[1]
+    path = Path(folder) / f"{sample_id}.npz"
+    with atomic_write(path) as tmp:
+        np.savez_compressed(tmp, arr_0=sample.series.flux, arr_1=period, arr_2=duration, mask=sample.series.mask,
+                            features=features, features_key=np.array(features_key(config)),
+                            sample_id=np.array(sample_id), star_id=np.array(sample.source),
+                            start_time_days=np.array(sample.series.start_time_days),
+                            cadence_days=np.array(sample.series.cadence_days))
+    return {"sample_id": sample_id, "error": "", "split": split_of(sample), "layout": sample.layout,
+            "source": sample.source, "n_cells": len(sample.series.flux), "valid_days": sample.series.valid_days,
+            "noise_ppm": sample.series.noise_ppm, "planets": planets_json(sample),
+            "max_snr": max([p.snr for p in sample.planets], default=0.0)}
+
+
+def write_curves(config: Config, n: int, seed: int | None = None, shared: Path | None = None,
+                 workers: int = 1, progress=None) -> Path:
+    """Write ``n`` whole light curves of any length to ``<output_root>/<curves>``.
+
+    Each sample is an ``.npz``: ``arr_0`` the uniform series (float32, unit noise,
+    variable length), ``mask`` its valid cells, ``arr_1`` period weights, ``arr_2``
+    duration weights (``distribution_params.duration``), ``features`` the cached fold
+    features (with ``features_key``), and ``start_time_days``/``cadence_days`` to put
+    the series back on a time axis. ``metadata.parquet``/``.csv`` hold one row each
+    (split, layout, source, planets as JSON). Resumable: existing samples are kept;
+    rows are rewritten at the end.
+
+    Parameters
+    ----------
+    config : Config
+    n : int
+        Number of samples (seeds ``seed * 1_000_000 + i``).
+    seed : int, optional
+        Default: ``config.seed``.
+    shared : Path, optional
+        ../shared/data, for real backgrounds (its training stars only).
+    workers : int
+        Processes.
+    progress : callable, optional
+        ``progress("curves", done, total)``.
+    """
+    from .datasets.build import worker_pool
+
+    seed = config.seed if seed is None else seed
+    folder = Path(config.output_root) / config.curves
+    folder.mkdir(parents=True, exist_ok=True)
+    table = folder / "metadata.csv"
+    rows = {r["sample_id"]: r for r in pd.read_csv(table, keep_default_na=False).to_dict("records")} if table.is_file() else {}
+    real_files = None
+    if shared is not None and (shared / "MANIFEST.csv").is_file():
+        real = real_background_files(shared)
+        real_files = sorted(real.loc[~real["holdout"], "path"])
+    seeds = [seed * 1_000_000 + i for i in range(n)]
+    todo = [s for s in seeds if f"curve-{s:07d}" not in rows or not (folder / f"curve-{s:07d}.npz").is_file()]
+    done = n - len(todo)
+    job = partial(_write_one, config=config, real_files=real_files, folder=str(folder))
+    # The dataset builders' pool: fresh workers (never a fork of a process running torch).
+    with worker_pool(workers) if workers > 1 else nullcontext() as pool:
+        for row in pool.map(job, todo, chunksize=4) if pool else map(job, todo):
+            rows[row["sample_id"]] = row
+            done += 1
+            if progress:
+                progress("curves", done, n)
+            if done % 200 == 0:
+                _write_table(rows, folder)
+    _write_table(rows, folder)
+    return folder
+
+
+def _write_table(rows: dict, folder: Path) -> None:
+    table = pd.DataFrame([r for r in rows.values() if not r.get("error")]).sort_values("sample_id")
+    failed = pd.DataFrame([r for r in rows.values() if r.get("error")], columns=["sample_id", "error"])
+    for frame, name in ((table, "metadata"), (failed, "failures")):
+        with atomic_write(folder / f"{name}.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+    with atomic_write(folder / "metadata.parquet") as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+__all__ = ["Sample", "InjectedPlanet", "make_sample", "labels", "real_background_files", "write_curves"]

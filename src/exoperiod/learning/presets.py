@@ -1,0 +1,41 @@
+"""Recipes that reproduce the shipped model with one command.
+
+Place in the flow (learning side): simulate, catalog (http) -> inject -> datasets, curves ->
+train -> evaluate; **presets**, demo.
+
+``exoperiod train --preset default`` writes the default training set of whole light curves
+(:func:`exoperiod.learning.curves.write_curves`: 3,000 light curves of 8 days to 17 Kepler quarters
+and 1-13 TESS-like sectors, a quarter of them on real planet-free stars of
+../shared/data when it is there; resumable) and trains the scorer on their cached fold
+features with the settings below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Config
+from ..paths import shared_data_dir
+from .train import TrainSettings
+
+DEFAULT_DATA_ROOT = Path("data/default")
+DEFAULT_CURVES = 3000
+DEFAULT_SETTINGS = TrainSettings(epochs=30, samples_per_epoch=4000, batch_size=64, lr=3e-3,
+                                 mix={"curves": 1.0})
+
+
+def default_config(config: Config) -> Config:
+    """``config`` with the output folder of the default recipe."""
+    return config.model_copy(update={"output_root": str(DEFAULT_DATA_ROOT)})
+
+
+def prepare_default(config: Config, progress=None, workers: int = 2) -> tuple[Config, Path, TrainSettings]:
+    """Write (or resume) the default training light curves; return what training needs.
+
+    ``progress("curves", done, total)`` is called as they are written.
+    """
+    from .curves import write_curves
+
+    config = default_config(config)
+    write_curves(config, DEFAULT_CURVES, shared=shared_data_dir(), workers=workers, progress=progress)
+    return config, Path(config.output_root), DEFAULT_SETTINGS

@@ -1,0 +1,500 @@
+"""Verification of the model's period bins with a box least-squares search.
+
+Place in the flow (search side): readers -> inputs -> preprocess -> fold -> model ->
+**refine** (ephemeris, offgrid) -> predict -> views, plots, results -> outputs, batch.
+
+The model says *which bins* hold a planet; a fine BLS (astropy
+:class:`~astropy.timeseries.BoxLeastSquares`) restricted to one bin's period range then
+says *where exactly*: period, mid-transit time, duration, depth and SNR, all measured on
+the whole detrended light curve (every window), so a 4-year light curve pins the period
+far better than one quarter. Restricting the search to a bin (plus half a bin on each
+side) keeps it cheap: a bin is ~4 % of the period axis, it is scanned coarsely first
+and finely only around its best peaks.
+
+SNR
+---
+``snr`` is the BLS depth over its uncertainty, with every cadence given the same error:
+the robust (MAD) scatter of the detrended flux. For a box of depth ``delta`` over ``N``
+in-transit cadences this is ``delta * sqrt(N) / sigma``, the matched-filter SNR that
+:mod:`exoperiod.learning.inject` uses, so injected and recovered SNRs compare directly. It assumes
+white noise; stellar variability left after detrending makes it optimistic.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
+
+import lightkurve as lk
+import numpy as np
+from astropy.stats import mad_std
+from astropy.timeseries import BoxLeastSquares
+from scipy.optimize import least_squares
+
+from ..constants import HOURS_PER_DAY
+from ..files import json_safe
+from ..grid import HARMONICS
+from .ephemeris import ephemeris_fields, polish
+from .fold import typical_duration_days
+
+#: Trial transit durations of the BLS, hours (the longest also capped by the period).
+MIN_DURATION_HOURS = 0.5
+MAX_DURATION_HOURS = 15.0
+N_DURATIONS = 20
+#: A box longer than this fraction of the period is not a transit.
+MAX_DUTY_CYCLE = 0.25
+#: Neighbouring trial periods differ so that a transit drifts by at most
+#: ``resolution / PERIOD_OVERSAMPLE`` over the whole light curve; the resolution is half
+#: the typical duration at that period, but never below the shortest trial duration.
+PERIOD_OVERSAMPLE = 2.0
+#: The coarse scan of a bin is this many times coarser than the fine one (its transits
+#: still drift by at most half a typical duration, so a planet's peak survives it); the
+#: fine scan then covers the neighbourhood of the best N_PEAKS coarse peaks. 4x less work.
+COARSE_FACTOR = 4
+N_PEAKS = 3
+#: A harmonic must beat the candidate's SNR by this factor to be called better: noise
+#: alone makes the two differ by a few per cent.
+HARMONIC_SNR_MARGIN = 1.1
+#: Significance, in sigma, of an odd/even depth difference.
+DEPTH_SIGMA = 3.0
+#: An odd/even difference must also be this large a fraction of the deeper one to be
+#: reported: at high SNR, spot crossings and sampling make a few per cent "significant".
+ODD_EVEN_MIN_DIFFERENCE = 0.3
+#: The search extends this fraction of the bin's (log) width beyond each edge: a period
+#: near an edge often scores highest in the neighbouring bin, and the top-k choice skips
+#: the bin next to a chosen one.
+BIN_MARGIN = 0.5
+#: BLS steps scanned on either side of the coherent fold's best period.
+SEED_STEPS = 4
+#: The trapezoid fit of a BLS box (:meth:`TransitSearch.trapezoid`) uses the folded
+#: cadences within this many box durations of mid-transit; its total duration may range
+#: over TRAPEZOID_DURATION_RANGE times the box's, its mid-time move by half a box.
+TRAPEZOID_WINDOW_DURATIONS = 3.0
+TRAPEZOID_DURATION_RANGE = (0.5, 2.5)
+#: Points per cadence at which the trapezoid is averaged over the exposure.
+SUPERSAMPLE = 7
+
+
+@dataclass
+class Candidate:
+    """One refined period: a JSON ``candidates`` entry.
+
+    Attributes
+    ----------
+    period_days : float
+        Refined orbital period, days.
+    probability : float
+        The model's probability of the bin it was found in, from the search pass
+        that found it.
+    t0_btjd_or_bkjd : float
+        Mid-time of the first transit in the data, in the light curve's own time system
+        (BKJD for Kepler/K2, BTJD for TESS), days.
+    duration_hours : float
+        Transit duration T14 (first to last contact), hours: of a trapezoid fitted to
+        the folded transit (:meth:`TransitSearch.trapezoid`), or of TLS's fit with
+        ``use_tls``; the BLS box's when the trapezoid fit fails.
+    depth_ppm : float or None
+        Box depth, ppm; None when the flux is standardized and a depth means nothing.
+    snr : float
+        Box matched-filter SNR (see the module docstring).
+    odd_even_depth_ratio : float or None
+        Depth of the odd transits over that of the even ones (1 for a planet; far from 1
+        hints at an eclipsing binary at twice the period); None if even transits are
+        absent or have no depth.
+    bin_index : int
+        Index of the model bin the search was restricted to.
+    search_pass : int
+        0 for the original light curve, ``j`` after the transits of ``j`` planets were
+        masked.
+    note : str or None
+        Harmonic, odd/even and sinusoid warnings, in words.
+    better_period_days : float or None
+        The harmonic (P/3, P/2, 2P or 3P) that explains the data better, if any.
+    box_depth : float
+        Box depth in units of the detrended flux (also for standardized flux); used to
+        draw the box.
+    period_err_days, t0_err_days, duration_err_hours, depth_err_ppm : float or None
+        1-sigma uncertainties (how: :mod:`exoperiod.search.ephemeris`); None when not measured.
+    transit_times_btjd_or_bkjd : list of float
+        Mid-times of the transits with data, in the light curve's time system.
+    outside_grid : bool
+        Found by BLS outside the model's period grid (:mod:`exoperiod.search.offgrid`); then
+        ``probability`` is NaN (JSON null) and ``bin_index`` -1.
+    sde : float or None
+        Signal detection efficiency of the coherent search, as TLS defines its SDE: the
+        best box SNR in the candidate's bin minus the mean over all trial periods, in
+        standard deviations of the periodogram. A significance that does not depend on
+        the model (TLS's rule of thumb: SDE > 9 is a false-alarm rate below 1e-4 on
+        white noise); None outside the grid.
+    """
+
+    period_days: float
+    probability: float
+    t0_btjd_or_bkjd: float
+    duration_hours: float
+    depth_ppm: float | None
+    snr: float
+    odd_even_depth_ratio: float | None
+    bin_index: int
+    search_pass: int = 0
+    note: str | None = None
+    better_period_days: float | None = None
+    box_depth: float = 0.0
+    period_err_days: float | None = None
+    t0_err_days: float | None = None
+    duration_err_hours: float | None = None
+    depth_err_ppm: float | None = None
+    transit_times_btjd_or_bkjd: list[float] = field(default_factory=list)
+    outside_grid: bool = False
+    sde: float | None = None
+
+    JSON_KEYS: ClassVar[tuple[str, ...]] = (
+        "period_days", "probability", "t0_btjd_or_bkjd", "duration_hours", "depth_ppm", "snr",
+        "odd_even_depth_ratio", "bin_index", "search_pass", "note", "better_period_days",
+        "period_err_days", "t0_err_days", "duration_err_hours", "depth_err_ppm", "outside_grid",
+        "transit_times_btjd_or_bkjd", "sde",
+    )
+
+    def to_dict(self) -> dict:
+        """The JSON object: the contract's keys first, then the extra keys."""
+        return {key: json_safe(getattr(self, key)) for key in self.JSON_KEYS}
+
+    def transit_mask(self, time_days: np.ndarray, widen: float = 1.0) -> np.ndarray:
+        """True within ``widen`` x the duration around each of its transits.
+
+        The transits at P/2 or P/3 include those at P (same t0): when a shorter harmonic
+        explains the data better, all of its transits are masked, or masking this
+        candidate would leave half of them behind.
+        """
+        period = self.period_days
+        if self.better_period_days is not None and self.better_period_days < period:
+            period = self.better_period_days
+        return in_transit(time_days, period, self.t0_btjd_or_bkjd, widen * self.duration_hours / HOURS_PER_DAY)
+
+
+@dataclass(frozen=True)
+class BoxFit:
+    """The best box of a BLS search (periods and times in days)."""
+
+    period_days: float
+    t0_days: float
+    duration_days: float
+    depth: float
+    depth_err: float
+
+    @property
+    def snr(self) -> float:
+        """Depth over its uncertainty (see the module docstring)."""
+        return float(self.depth / self.depth_err) if self.depth_err > 0 else 0.0
+
+
+def trial_durations_days(min_period_days: float) -> np.ndarray:
+    """BLS trial durations, days: log-spaced, none above a quarter of the period."""
+    durations = np.geomspace(MIN_DURATION_HOURS, MAX_DURATION_HOURS, N_DURATIONS) / HOURS_PER_DAY
+    kept = durations[durations < MAX_DUTY_CYCLE * min_period_days]
+    return kept if len(kept) else durations[:1]
+
+
+def relative_period_step(period_days: float, baseline_days: float) -> float:
+    """Relative step dP / P between neighbouring fine BLS trial periods near ``period_days``."""
+    resolution_days = max(MIN_DURATION_HOURS / HOURS_PER_DAY, 0.5 * float(typical_duration_days(period_days)))
+    # A step of dP drifts a transit by baseline * dP / P: keep that below resolution/oversample.
+    return resolution_days / (PERIOD_OVERSAMPLE * max(baseline_days, period_days))
+
+
+def geometric_periods_days(lo_days: float, hi_days: float, step: float) -> np.ndarray:
+    """Periods from ``lo_days`` to ``hi_days`` with relative spacing at most ``step``."""
+    n = int(np.ceil(np.log(hi_days / lo_days) / np.log1p(step))) + 1
+    return np.geomspace(lo_days, hi_days, max(n, 2))
+
+
+def _peaks(power: np.ndarray, n: int) -> list[int]:
+    """Indices of the ``n`` highest local maxima of ``power``."""
+    padded = np.concatenate([[-np.inf], np.nan_to_num(power, nan=-np.inf), [-np.inf]])
+    local = np.flatnonzero((padded[1:-1] >= padded[:-2]) & (padded[1:-1] >= padded[2:]))
+    return [int(i) for i in local[np.argsort(-power[local], kind="stable")][:n]]
+
+
+class TransitSearch:
+    """BLS searches and statistics on one detrended light curve.
+
+    Parameters
+    ----------
+    lc : lightkurve.LightCurve
+        Detrended light curve, relative flux around 1, time in days.
+    """
+
+    def __init__(self, lc: lk.LightCurve) -> None:
+        time = np.asarray(lc.time.value, dtype=float)
+        flux = np.asarray(lc.flux.value, dtype=float)
+        ok = np.isfinite(time) & np.isfinite(flux)
+        self.time_days, self.flux = time[ok], flux[ok]
+        self.sigma = float(mad_std(self.flux - np.median(self.flux)))
+        if not np.isfinite(self.sigma) or self.sigma <= 0:
+            self.sigma = float(np.std(self.flux)) or 1.0
+        # One error for every cadence: the SNR is then the matched-filter SNR, and
+        # cadences with underestimated pipeline errors cannot dominate the fit.
+        self.bls = BoxLeastSquares(self.time_days, self.flux, dy=np.full_like(self.flux, self.sigma))
+        self.baseline_days = float(np.ptp(self.time_days)) if len(self.time_days) else 0.0
+
+    def search(self, lo_days: float, hi_days: float) -> BoxFit:
+        """Best box with a period in [lo_days, hi_days].
+
+        A coarse scan (:data:`COARSE_FACTOR` times the fine step) finds the
+        :data:`N_PEAKS` best peaks, and a fine scan around each picks the best box.
+        """
+        durations = trial_durations_days(lo_days)
+        fine_step = relative_period_step(lo_days, self.baseline_days)
+        coarse = geometric_periods_days(lo_days, hi_days, COARSE_FACTOR * fine_step)
+        power = self.bls.power(coarse, durations, objective="likelihood").power
+        fits = [self._best(geometric_periods_days(coarse[max(i - 1, 0)], coarse[min(i + 1, len(coarse) - 1)],
+                                                  fine_step), durations)
+                for i in _peaks(np.asarray(power), N_PEAKS)]
+        return max(fits, key=lambda fit: fit.snr)
+
+    def search_near(self, period_days: float, n_steps: int = 3) -> BoxFit:
+        """Best box within ``n_steps`` trial periods of ``period_days``."""
+        step = relative_period_step(period_days, self.baseline_days)
+        periods = period_days * (1.0 + step) ** np.arange(-n_steps, n_steps + 1)
+        return self._best(periods, trial_durations_days(periods[0]))
+
+    def _best(self, periods_days: np.ndarray, durations_days: np.ndarray) -> BoxFit:
+        result = self.bls.power(periods_days, durations_days, objective="likelihood")
+        i = int(np.nanargmax(result.power))
+        return BoxFit(float(result.period[i]), self.first_transit(float(result.transit_time[i]),
+                                                                   float(result.period[i])),
+                      float(result.duration[i]), float(result.depth[i]), float(result.depth_err[i]))
+
+    def first_transit(self, t0_days: float, period_days: float) -> float:
+        """The first mid-transit time of this ephemeris at or after the start of the data."""
+        return float(t0_days + period_days * np.ceil((self.time_days.min() - t0_days) / period_days))
+
+    def trapezoid(self, fit: BoxFit) -> BoxFit:
+        """``fit`` with the duration and mid-time of a trapezoid fitted to its folded transit.
+
+        A box fits the flat bottom of a limb-darkened transit and leaves out most of
+        ingress and egress, so BLS durations fall short of the catalogues' first-to-last
+        contact duration T14 (by 15 % at the median on the real Kepler hosts), and its
+        duration grid steps by 20 %. The trapezoid (total duration, ingress, depth,
+        baseline, mid-time) measures T14; it is averaged over each cadence's exposure (the
+        median time step, :data:`SUPERSAMPLE` points), or a 29.4-min Kepler cadence would
+        lengthen every transit by half an hour. Depth and SNR stay the box's: they are
+        what the BLS detection statistic means. ``fit`` is returned unchanged when the fit
+        fails or the folded window holds too few cadences.
+        """
+        period, box = fit.period_days, fit.duration_days
+        half_window = min(TRAPEZOID_WINDOW_DURATIONS * box, 0.5 * period)
+        phase = (self.time_days - fit.t0_days + 0.5 * period) % period - 0.5 * period
+        near = np.abs(phase) < half_window
+        x, y = phase[near], self.flux[near]
+        if len(x) < 10 or not fit.depth > 0:
+            return fit
+        exposure_days = float(np.median(np.diff(self.time_days)))
+        # Each cadence as SUPERSAMPLE instants spread over its exposure, one row each.
+        instants = x[:, None] + exposure_days * (np.arange(SUPERSAMPLE) / SUPERSAMPLE - 0.5 + 0.5 / SUPERSAMPLE)
+        out = np.abs(x) > box
+        baseline = float(np.median(y[out])) if out.any() else float(np.median(y))
+        lo, hi = TRAPEZOID_DURATION_RANGE
+        max_days = min(hi * box, MAX_DUTY_CYCLE * period, 2 * half_window)
+        # Parameters: mid-time shift, T14, ingress as a fraction of T14 / 2, depth, baseline.
+        start = [0.0, float(np.clip(1.2 * box, lo * box, max_days)), 0.3, fit.depth, baseline]
+        bounds = ([-0.5 * box, lo * box, 0.0, 0.0, -np.inf], [0.5 * box, max_days, 1.0, np.inf, np.inf])
+        try:
+            result = least_squares(lambda p: trapezoid_flux(instants, *p).mean(axis=1) - y, start, bounds=bounds,
+                                   x_scale=[box, box, 0.3, fit.depth, fit.depth])
+        except ValueError:
+            return fit
+        if not result.success:
+            return fit
+        shift, t14 = float(result.x[0]), float(result.x[1])
+        return replace(fit, t0_days=self.first_transit(fit.t0_days + shift, period), duration_days=t14)
+
+    def vet(self, fit: BoxFit) -> tuple[float | None, list[str]]:
+        """The odd/even depth ratio (None if either half has no data) and warnings, in words.
+
+        Odd and even depths differ when the difference exceeds :data:`DEPTH_SIGMA` sigma
+        and :data:`ODD_EVEN_MIN_DIFFERENCE` of the deeper depth; the sigma counts red
+        noise (:meth:`red_noise_factor`): with few transits, spots alone make them differ
+        by many white-noise sigma. A sinusoid at the period that fits better than the
+        box (astropy's ``harmonic_delta_log_likelihood`` > 0) points to spots or
+        pulsation rather than a transit.
+        """
+        stats = self.bls.compute_stats(fit.period_days, fit.duration_days, fit.t0_days)
+        (d_odd, e_odd), (d_even, e_even) = stats["depth_odd"], stats["depth_even"]
+        err = np.hypot(e_odd, e_even) * self.red_noise_factor(fit.duration_days)
+        ratio = float(d_odd / d_even) if np.isfinite(err) and d_even > 0 else None
+        flags = []
+        deeper = max(d_odd, d_even)
+        if (np.isfinite(err) and deeper > 0 and abs(d_odd - d_even) > DEPTH_SIGMA * err
+                and abs(d_odd - d_even) > ODD_EVEN_MIN_DIFFERENCE * deeper):
+            shown = f"{ratio:.2f}" if ratio is not None else "inf"
+            flags.append(f"odd and even depths differ (ratio {shown}): 2P (an eclipsing binary?) may "
+                            "explain the data better")
+        if stats["harmonic_delta_log_likelihood"] > 0:
+            flags.append("a sinusoid at this period fits better than a transit: stellar variability?")
+        return ratio, flags
+
+    def red_noise_factor(self, duration_days: float) -> float:
+        """How much the scatter of ``duration_days`` means exceeds white noise (>= 1).
+
+        The "beta" of Pont, Zucker & Queloz (2006): the scatter of the flux averaged in
+        bins of the duration, over what white noise of the per-cadence scatter gives.
+        """
+        bins = np.floor((self.time_days - self.time_days[0]) / duration_days).astype(np.int64)
+        counts = np.bincount(bins)
+        full = counts >= max(2, 0.5 * counts.max())
+        if full.sum() < 10:
+            return 1.0
+        means = np.bincount(bins, weights=self.flux)[full] / counts[full]
+        white = self.sigma / np.sqrt(counts[full].mean())
+        return max(1.0, float(mad_std(means) / white))
+
+    def better_harmonic(self, fit: BoxFit) -> tuple[str, float] | None:
+        """The harmonic of ``fit`` that explains the data better, as (name, period days).
+
+        A harmonic wins if its SNR beats the candidate's by :data:`HARMONIC_SNR_MARGIN`
+        and its depth is at least half the candidate's: at the true period the depth is
+        the same as at a multiple of it, while a box at P/2 over transits that repeat
+        only every P is half as deep and has 1/sqrt(2) of the SNR. Harmonics with fewer
+        than two transits in the data are not tried.
+        """
+        best_name, best_snr, best_period = None, fit.snr, 0.0
+        for name, factor in HARMONICS.items():
+            period = fit.period_days * factor
+            if period > 0.5 * self.baseline_days or period * MAX_DUTY_CYCLE < MIN_DURATION_HOURS / HOURS_PER_DAY:
+                continue
+            alt = self.search_near(period)
+            if alt.depth >= 0.5 * fit.depth and alt.snr > HARMONIC_SNR_MARGIN * best_snr:
+                best_name, best_snr, best_period = name, alt.snr, alt.period_days
+        return None if best_name is None else (best_name, best_period)
+
+
+def trapezoid_flux(phase_days: np.ndarray, shift_days: float, t14_days: float, ingress_fraction: float,
+                   depth: float, baseline: float) -> np.ndarray:
+    """A trapezoidal transit: ``baseline`` outside T14, ``baseline - depth`` at the flat
+    bottom, linear over the ingress and egress, each ``ingress_fraction * T14 / 2`` long."""
+    half = 0.5 * t14_days
+    ingress = max(ingress_fraction * half, 1e-9)
+    from_edge = half - np.abs(phase_days - shift_days)
+    return baseline - depth * np.clip(from_edge / ingress, 0.0, 1.0)
+
+
+def in_transit(time_days: np.ndarray, period_days: float, t0_days: float, duration_days: float) -> np.ndarray:
+    """True for times within half ``duration_days`` of a mid-transit time."""
+    phase = (np.asarray(time_days, dtype=float) - t0_days + 0.5 * period_days) % period_days - 0.5 * period_days
+    return np.abs(phase) < 0.5 * duration_days
+
+
+def tls_fit(search: TransitSearch, lo_days: float, hi_days: float) -> BoxFit | None:
+    """Transit least squares (limb-darkened template) on [lo_days, hi_days].
+
+    Returns None when TLS finds nothing in that range (its period grid can be empty for
+    a narrow bin of a short light curve).
+    """
+    from transitleastsquares import transitleastsquares
+
+    model = transitleastsquares(search.time_days, search.flux, np.full_like(search.flux, search.sigma))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            result = model.power(period_min=lo_days, period_max=hi_days, oversampling_factor=2,
+                                 duration_grid_step=1.1, use_threads=os.cpu_count() or 1,
+                                 show_progress_bar=False, verbose=False)
+        except (ValueError, IndexError):
+            return None
+    if not np.isfinite(result.period):
+        return None
+    depth = 1.0 - float(result.depth)
+    return BoxFit(float(result.period), search.first_transit(float(result.T0), float(result.period)),
+                  float(result.duration), depth, depth / result.snr if result.snr > 0 else np.inf)
+
+
+def refine_bin(
+    search: TransitSearch,
+    lo_days: float,
+    hi_days: float,
+    probability: float,
+    bin_index: int,
+    search_pass: int = 0,
+    standardized: bool = False,
+    use_tls: bool = False,
+    seed_period_days: float | None = None,
+) -> Candidate:
+    """Refine one model bin into a :class:`Candidate`.
+
+    Parameters
+    ----------
+    search : TransitSearch
+        The light curve to search.
+    lo_days, hi_days : float
+        Edges of the bin, days; the search extends :data:`BIN_MARGIN` of its width
+        beyond each.
+    probability : float
+        The model's probability of the bin.
+    bin_index, search_pass : int
+        Recorded in the candidate.
+    standardized : bool
+        The flux is standardized: ``depth_ppm`` is None.
+    use_tls : bool
+        Refine period, t0, duration, depth and SNR with TLS instead of BLS (slower, and
+        its first call compiles for ~15 s; BLS is kept for standardized flux and when
+        TLS finds nothing in the bin). The SNR is then TLS's own.
+    seed_period_days : float, optional
+        The best period of the coherent fold in this bin: the BLS then only scans
+        :data:`SEED_STEPS` of its fine steps on either side (the fold's trials are ~1.6
+        BLS steps apart), instead of the whole bin.
+    """
+    margin = (hi_days / lo_days) ** BIN_MARGIN
+    lo_days, hi_days = lo_days / margin, hi_days * margin
+    box = search.search(lo_days, hi_days) if seed_period_days is None else search.search_near(seed_period_days, SEED_STEPS)
+    # TLS, when used, replaces this: it fits a transit shape, its duration is already T14.
+    fit = search.trapezoid(box)
+    notes = []
+    if use_tls and standardized:
+        # TLS fits a limb-darkened transit to relative flux; standardized flux has none.
+        notes.append("TLS skipped for standardized flux; BLS values shown")
+    elif use_tls:
+        tls = tls_fit(search, lo_days, hi_days)
+        if tls is None:
+            notes.append("TLS found nothing in this bin; BLS values shown")
+        else:
+            fit = tls
+    return candidate_from_fit(search, fit, probability, bin_index, search_pass, standardized, notes)
+
+
+def candidate_from_fit(
+    search: TransitSearch,
+    fit: BoxFit,
+    probability: float,
+    bin_index: int,
+    search_pass: int,
+    standardized: bool,
+    notes: list[str],
+) -> Candidate:
+    """A :class:`Candidate` of a fitted box: harmonics and odd/even vetted, uncertainties measured.
+
+    ``notes`` (words for the candidate's ``note``) is extended with the vetting's warnings.
+    """
+    fit = polish(search, fit)
+    harmonic = search.better_harmonic(fit)
+    if harmonic is not None:
+        notes.append(f"{harmonic[0]} = {harmonic[1]:.4f} d explains the data better")
+    ratio, flags = search.vet(fit)
+    notes += flags
+    return Candidate(
+        period_days=fit.period_days,
+        probability=float(probability),
+        t0_btjd_or_bkjd=fit.t0_days,
+        duration_hours=fit.duration_days * HOURS_PER_DAY,
+        depth_ppm=None if standardized else fit.depth * 1e6,
+        snr=fit.snr,
+        odd_even_depth_ratio=ratio,
+        bin_index=int(bin_index),
+        search_pass=search_pass,
+        note="; ".join(notes) or None,
+        better_period_days=None if harmonic is None else harmonic[1],
+        box_depth=fit.depth,
+        **ephemeris_fields(search, fit, standardized),
+    )
