@@ -43,6 +43,7 @@ import pandas as pd  # noqa: E402
 from astropy.stats import binom_conf_interval, mad_std  # noqa: E402
 
 from exoperiod.config import load_config  # noqa: E402
+from exoperiod.files import atomic_write_text  # noqa: E402
 from exoperiod.learning.curves import (  # noqa: E402
     SUN_LIKE,
     augment_real,
@@ -84,7 +85,7 @@ def light_curve(population: str, tier: float | None, i: int, config, real_files:
         raw = family_lightcurve(rng)
     else:
         raw = read_lightcurve(real_files[i % len(real_files)])
-    detrended, _ = clean_and_detrend(raw, config.detrend_window_days)
+    detrended, _ = clean_and_detrend(raw, config.detrend_window_days, config.adaptive_detrending)
     if population == "real":
         detrended = augment_real(detrended, rng)
     if tier is None:
@@ -122,7 +123,7 @@ def run_case(item: tuple) -> list[dict]:
     config, model = _STATE["config"], _STATE["model"]
     if host is not None:
         path, truth = host
-        detrended, white_snr = clean_and_detrend(read_lightcurve(path), config.detrend_window_days)[0], None
+        detrended, white_snr = clean_and_detrend(read_lightcurve(path), config.detrend_window_days, config.adaptive_detrending)[0], None
     else:
         detrended, truth, white_snr = light_curve(population, tier, i, config, real_files)
     rows = []
@@ -176,6 +177,25 @@ def report(rows: pd.DataFrame, methods: list[str], out: Path, args) -> str:
     for population, group in negatives.groupby("population"):
         lines.append(f"| {population} | {len(group)} | {_rate(group['max_bin_probability'] >= 0.5)} | "
                      f"{_rate(group['probability'] >= 0.5)} | {_rate(group['probability'] >= 0.9)} |")
+    lines += ["", "Calibration of the top candidate's probability (it claims: a planet at this period), "
+              "over every light curve with and without a planet: reliability in 5 bins of p and the "
+              "expected calibration error (ECE, the mean |p - hit rate| weighted by the bin's share):", "",
+              "| population | n | " + " | ".join(f"p {lo:.1f}-{lo + 0.2:.1f}: mean p / hit rate (n)" for lo in
+                                                 np.arange(0, 1, 0.2)) + " | ECE |", "|---" * 8 + "|"]
+    ours = rows[(rows["method"] == "exoperiod") & (rows["population"] != "hosts")]
+    for population, group in ours.groupby("population"):
+        p = group["probability"].fillna(0.0).to_numpy(float)
+        hit = group["top1"].astype(bool).to_numpy() & group["tier"].notna().to_numpy()
+        which = np.minimum((p * 5).astype(int), 4)
+        cells, ece = [], 0.0
+        for b in range(5):
+            sel = which == b
+            if sel.any():
+                cells.append(f"{p[sel].mean():.2f} / {hit[sel].mean():.2f} ({int(sel.sum())})")
+                ece += sel.mean() * abs(p[sel].mean() - hit[sel].mean())
+            else:
+                cells.append("-")
+        lines.append(f"| {population} | {len(group)} | " + " | ".join(cells) + f" | {ece:.3f} |")
     hosts = rows[rows["population"] == "hosts"]
     if len(hosts):
         lines += ["", "Real hosts (a known period among the top 3):", "",
@@ -190,9 +210,7 @@ def report(rows: pd.DataFrame, methods: list[str], out: Path, args) -> str:
     lines += ["", "| CPU s per light curve | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|",
               "| mean | " + " | ".join(f"{cpu.get(m, float('nan')):.2f}" for m in methods) + " |"]
     text = "\n".join(lines) + "\n"
-    tmp = out / ".heldout.md.tmp"
-    tmp.write_text(text)
-    tmp.replace(out / "heldout.md")
+    atomic_write_text(out / "heldout.md", text)
     return text
 
 

@@ -67,7 +67,7 @@ def case_seed(tier: float, i: int) -> int:
 
 def case(tier: float, i: int, config):
     return make_sample(case_seed(tier, i), config, layout="kepler", n_segments=N_QUARTERS, n_planets=1,
-                       snr_range=(tier, tier))
+                       snr_range=(tier, tier), variability="gp")
 
 
 def distinct_peaks(periods: np.ndarray, power: np.ndarray, n: int = 3) -> list[float]:

@@ -361,7 +361,7 @@ def _search(lc: lk.LightCurve, truth: Sequence[float]) -> list[dict]:
     """Every method on one light curve: one row per method."""
     config, methods = _WORKER["config"], _WORKER["methods"]
     start = time.process_time()
-    detrended, _ = clean_and_detrend(lc, config.detrend_window_days)
+    detrended, _ = clean_and_detrend(lc, config.detrend_window_days, config.adaptive_detrending)
     detrend_cpu = time.process_time() - start
     found: dict[str, Found] = {}
     if _needs_model(methods):

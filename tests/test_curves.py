@@ -48,3 +48,18 @@ def test_written_curves_carry_their_features_and_load_for_training(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(folder / "metadata.parquet"), table)
     loaded = sum(len(load_split(tmp_path, config, split)) for split in ("train", "val", "test"))
     assert loaded == 4
+
+
+def test_variability_families_change_the_star_not_the_draws():
+    config = load_config()
+    kwargs = dict(layout="kepler", n_segments=1, n_planets=1, snr_range=(30.0, 30.0))
+    gp, fast, flares = (make_sample(5, config, variability=v, **kwargs) for v in ("gp", "fast_rotator", "flares"))
+    # The family draws come from their own stream: same planet whatever the family.
+    assert gp.planets[0].period_days == fast.planets[0].period_days == flares.planets[0].period_days
+    assert [s.source.rsplit(":", 1)[1] for s in (gp, fast, flares)] == ["gp", "fast_rotator", "flares"]
+    # A fast rotator (P_rot <= 5 d, >= 0.1 %) gets a short window; flares add upward excursions
+    # that the upward clipping removes, so the detrended series stays within the noise.
+    assert fast.series.detrended.meta["DETREND_WINDOW_DAYS"] < 1.0
+    assert np.max(flares.series.flux[flares.series.mask]) < 6
+    with pytest.raises(ValueError, match="variability must be one of"):
+        make_sample(5, config, variability="pulsator", **kwargs)

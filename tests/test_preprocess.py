@@ -45,3 +45,38 @@ def test_too_few_cadences_is_a_one_line_error(kepler_cut):
     with pytest.raises(PreprocessError, match="fewer than the 96 the search needs") as info:
         to_series(lc, load_config())
     assert "\n" not in str(info.value) and str(kepler_cut) in str(info.value)
+
+
+def _rotator(period_days: float, amplitude_sigma: float, seed: int = 0):
+    """A 60-day Kepler-like light curve: white noise of 300 ppm plus a sinusoid."""
+    import lightkurve as lk
+
+    rng = np.random.default_rng(seed)
+    time = 200.0 + np.arange(int(60 / (29.4244 / 1440))) * 29.4244 / 1440
+    flux = 1 + 300e-6 * (amplitude_sigma * np.sin(2 * np.pi * time / period_days) + rng.standard_normal(len(time)))
+    return lk.LightCurve(time=time, flux=flux, flux_err=np.full(len(time), 300e-6))
+
+
+@pytest.mark.parametrize(("period_days", "amplitude_sigma", "window_days"),
+                         [(1.2, 20.0, 0.3), (2.4, 20.0, 0.4), (6.0, 20.0, 1.0), (6.0, 0.5, 1.75), (30.0, 20.0, 1.75)])
+def test_the_window_follows_the_star(period_days, amplitude_sigma, window_days):
+    from exoperiod.search.preprocess import window_for_star
+
+    lc = _rotator(period_days, amplitude_sigma)
+    got = window_for_star(lc.time.value, lc.flux.value, 1.75)
+    assert got == pytest.approx(window_days, rel=0.05)
+
+
+def test_a_fast_rotator_leaves_less_residual_with_its_own_window():
+    from astropy.stats import mad_std
+
+    from exoperiod.search.preprocess import clean_and_detrend
+
+    lc = _rotator(1.5, 30.0)
+    fixed, _ = clean_and_detrend(lc, 1.75)
+    adaptive, _ = clean_and_detrend(lc, 1.75, adaptive=True)
+    assert fixed.meta["DETREND_WINDOW_DAYS"] == 1.75
+    assert adaptive.meta["DETREND_WINDOW_DAYS"] == pytest.approx(0.3)
+    # The 1.75-d window cannot follow a 1.5-d rotation; the star's own window can.
+    assert mad_std(adaptive.flux.value - 1) < 0.5 * mad_std(fixed.flux.value - 1)
+    assert mad_std(adaptive.flux.value - 1) < 1.3 * 300e-6

@@ -135,7 +135,12 @@ class Config(_Strict):
         KEPLER_LONG_CADENCE_MINUTES, ge=CADENCE_MINUTES_RANGE[0], le=CADENCE_MINUTES_RANGE[1]
     )
     detrend_window_days: float = Field(
-        1.75, gt=0, description="wotan biweight window; 3x the longest transit kept (13 h)."
+        1.75, gt=0, description="wotan biweight window; 3x the longest transit kept (13 h). With "
+                                "adaptive_detrending, the longest window a star gets."
+    )
+    adaptive_detrending: bool = Field(
+        True, description="Give each star a window that follows its variability time scale "
+                          "(fast rotators a short one, quiet stars detrend_window_days)."
     )
     flux_column: Literal["pdcsap", "sap"] = "pdcsap"
     seed: int = Field(42, ge=0, description="numpy seeds are non-negative.")

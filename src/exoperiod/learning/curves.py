@@ -16,6 +16,10 @@ Backgrounds
 - ``tess``: the same stars at 30-min cadence, 1-13 sectors of 27.4 d, with a 1-day
   downlink gap every 13.7 d.
 - ``fragment``: 8-30 days of Kepler-like data.
+- Simulated backgrounds come in three variability families (:data:`VARIABILITY_WEIGHTS`):
+  the simulator's rotation + granulation GP (70 %), fast rotators (P_rot 0.3-5 d, 0.1-2 %;
+  20 %) and flaring stars (10 %). Each is detrended with the star's own window
+  (:func:`exoperiod.search.preprocess.window_for_star`), as ``predict`` does.
 - ``real``: a real light curve of ../shared/data with no known planet below 40 d
   (:func:`real_background_files`), time-reversed or with extra white noise half of the
   time, so that a hundred stars give many backgrounds.
@@ -23,7 +27,8 @@ Backgrounds
 Planets
 -------
 Injected into the *detrended* light curve (the trend of a background is fitted once and
-every planet set reuses it; transits of <= 13 h barely move a 1.75-d biweight): 0-3
+every planet set reuses it; transits of <= 13 h barely move a 1.75-d biweight, though a
+fast rotator's 0.3-d window would shave a long transit that training does not see): 0-3
 planets, period log-uniform over the grid, impact U(0, 0.9), and the radius ratio that
 gives the drawn *total* SNR over the whole light curve against the detrended noise
 (:func:`exoperiod.learning.inject.planet_for_snr`): 70 % log-uniform in [4, 25] (the threshold
@@ -36,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -108,10 +113,58 @@ class Sample:
     meta: dict = field(default_factory=dict)
 
 
-def simulated_background(rng: np.random.Generator, layout: str, n_segments: int,
-                         star_id: str) -> tuple[lk.LightCurve, Star]:
-    """A raw simulated light curve of ``n_segments`` quarters/sectors (or a fragment)."""
+#: Variability families of simulated backgrounds and their shares in a training set:
+#: the simulator's celerite2 rotation + granulation GP (P_rot 1-40 d); fast rotators, the
+#: same GP with P_rot log-uniform in [0.3, 5] d and 0.1-2 % amplitude (the stars whose
+#: residual variability a fixed window takes for planets); and flaring stars (the GP plus
+#: flares). The held-out family of ``benchmarks/heldout.py`` (deterministic spots of
+#: evolving amplitude plus a random walk) is none of them.
+VARIABILITY_WEIGHTS = {"gp": 0.7, "fast_rotator": 0.2, "flares": 0.1}
+FAST_ROTATION_DAYS = (0.3, 5.0)
+FAST_ROTATION_PPM = (1_000.0, 20_000.0)
+#: Flares: rate per day, peak in units of the white noise per cadence, e-folding decay
+#: (minutes); impulsive rise within one cadence (Davenport 2014's template, simplified).
+FLARES_PER_DAY = (0.05, 1.0)
+FLARE_PEAK_SIGMA = (5.0, 100.0)
+FLARE_DECAY_MINUTES = (10.0, 120.0)
+
+
+def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]))))
+
+
+def add_flares(lc: lk.LightCurve, rng: np.random.Generator, noise_ppm: float) -> lk.LightCurve:
+    """``lc`` with flares: Poisson times, instant rise, exponential decay (relative flux)."""
+    time = np.asarray(lc.time.value, dtype=float)
+    flux = np.asarray(lc.flux.value, dtype=float).copy()
+    span = float(time[-1] - time[0])
+    for _ in range(rng.poisson(_log_uniform(rng, FLARES_PER_DAY) * span)):
+        start = float(rng.uniform(time[0], time[-1]))
+        decay_days = _log_uniform(rng, FLARE_DECAY_MINUTES) / MINUTES_PER_DAY
+        after = time >= start
+        flux[after] += (_log_uniform(rng, FLARE_PEAK_SIGMA) * noise_ppm * 1e-6
+                        * np.exp(-(time[after] - start) / decay_days))
+    out = lc.copy()
+    out.flux = flux
+    return out
+
+
+def simulated_background(rng: np.random.Generator, layout: str, n_segments: int, star_id: str,
+                         variability: str = "gp",
+                         family_rng: np.random.Generator | None = None) -> tuple[lk.LightCurve, Star]:
+    """A raw simulated light curve of ``n_segments`` quarters/sectors (or a fragment).
+
+    ``variability`` is one of :data:`VARIABILITY_WEIGHTS`; its own draws come from
+    ``family_rng``, so that the ``gp`` family gives the same light curve for a seed as
+    before the other families existed.
+    """
     sim = sample_star(rng, star_id)
+    family_rng = family_rng if family_rng is not None else np.random.default_rng()
+    if variability == "fast_rotator":
+        sim = replace(sim, rotation_period_days=_log_uniform(family_rng, FAST_ROTATION_DAYS),
+                      variability_ppm=_log_uniform(family_rng, FAST_ROTATION_PPM))
+    elif variability not in VARIABILITY_WEIGHTS:
+        raise ValueError(f"variability must be one of {', '.join(VARIABILITY_WEIGHTS)}; not {variability!r}")
     if layout == "kepler":
         lc = simulate_lightcurve(sim, rng, duration_days=KEPLER_QUARTER_DAYS * n_segments)
     elif layout == "tess":
@@ -122,6 +175,8 @@ def simulated_background(rng: np.random.Generator, layout: str, n_segments: int,
         lc = simulate_lightcurve(sim, rng, duration_days=float(rng.uniform(8.0, 30.0)))
     else:
         raise ValueError(f"layout must be one of kepler, tess, fragment; not {layout!r}")
+    if variability == "flares":
+        lc = add_flares(lc, family_rng, sim.noise_ppm_per_cadence)
     return lc, sim.star
 
 
@@ -214,7 +269,7 @@ def augment_real(detrended: lk.LightCurve, rng: np.random.Generator) -> lk.Light
 
 def make_sample(seed: int, config: Config, real_files: list[str] | None = None,
                 layout: str | None = None, n_segments: int | None = None, n_planets: int | None = None,
-                snr_range: tuple[float, float] | None = None) -> Sample:
+                snr_range: tuple[float, float] | None = None, variability: str | None = None) -> Sample:
     """One training or benchmark light curve, fully determined by ``seed`` and the rest.
 
     Parameters
@@ -225,10 +280,15 @@ def make_sample(seed: int, config: Config, real_files: list[str] | None = None,
         The period grid, cadence and detrending window.
     real_files : list of str, optional
         Real backgrounds to draw from for the ``real`` layout (None: no real layout).
-    layout, n_segments, n_planets, snr_range : optional
-        Fix what is otherwise drawn (benchmarks fix all of them).
+    layout, n_segments, n_planets, snr_range, variability : optional
+        Fix what is otherwise drawn (benchmarks fix all of them). The variability family
+        of a simulated background is drawn from its own stream (seeded by ``seed``).
     """
     rng = np.random.default_rng(seed)
+    family_rng = np.random.default_rng([seed, 1])
+    if variability is None:
+        names = list(VARIABILITY_WEIGHTS)
+        variability = str(family_rng.choice(names, p=[VARIABILITY_WEIGHTS[k] for k in names]))
     grid = config.grid()
     if layout is None:
         names = [k for k in LAYOUTS if k != "real" or real_files]
@@ -240,9 +300,9 @@ def make_sample(seed: int, config: Config, real_files: list[str] | None = None,
     else:
         if n_segments is None:
             n_segments = int(rng.integers(1, 18 if layout == "kepler" else 14))
-        lc, star = simulated_background(rng, layout, n_segments, f"SIM-{seed}")
-        source = f"simulated:{layout}:{n_segments}"
-    detrended, trend = clean_and_detrend(lc, config.detrend_window_days)
+        lc, star = simulated_background(rng, layout, n_segments, f"SIM-{seed}", variability, family_rng)
+        source = f"simulated:{layout}:{n_segments}:{variability}"
+    detrended, trend = clean_and_detrend(lc, config.detrend_window_days, config.adaptive_detrending)
     if layout == "real":
         detrended = augment_real(detrended, rng)
     if n_planets is None:

@@ -49,7 +49,7 @@ def example_lightcurve(path: Path, config: Config) -> tuple[Path, list[float]]:
     lc = simulate_lightcurve(sim, rng, duration_days=90.0)
     time = lc.time.value[np.isfinite(lc.flux.value)]
     # SNR against the noise left after detrending, as in the datasets (see README).
-    detrended, _ = clean_and_detrend(lc, config.detrend_window_days)
+    detrended, _ = clean_and_detrend(lc, config.detrend_window_days, config.adaptive_detrending)
     noise = float(mad_std(detrended.flux.value - 1.0) * 1e6)
     planets = [planet_for_snr(time, snr, p, time[0] + 0.37 * p, 0.3, sim.star, noise)
                for p, snr in zip(EXAMPLE_PLANETS_DAYS, (25.0, 18.0))]

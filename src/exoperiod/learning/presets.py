@@ -6,7 +6,8 @@ train -> evaluate; **presets**, demo.
 ``exoperiod train --preset default`` writes the default training set of whole light curves
 (:func:`exoperiod.learning.curves.write_curves`: 3,000 light curves of 8 days to 17 Kepler quarters
 and 1-13 TESS-like sectors, a quarter of them on real planet-free stars of
-../shared/data when it is there; resumable) and trains the scorer on their cached fold
+../shared/data when it is there, the simulated ones in three variability families; each
+star detrended with its own window; resumable) and trains the scorer on their cached fold
 features with the settings below.
 """
 
