@@ -16,7 +16,7 @@ KEPLER62_Q13 = "lightcurves/kepler/9002278/kplr009002278-2012179063303_llc.fits"
 def test_help_lists_the_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("build-dataset", "train", "predict", "evaluate", "run"):
+    for command in ("build-dataset", "pack-dataset", "train", "predict", "evaluate", "run"):
         assert command in result.output
 
 

@@ -127,10 +127,33 @@ def build_dataset(
     console.print(summary.table())
 
 
+@app.command("pack-dataset")
+def pack_dataset(
+    out: Path = typer.Option(..., help="Folder of the Parquet shard store (re-running the command resumes it)."),
+    data: Optional[Path] = typer.Option(None, help="Dataset root (default: the config's output_root)."),
+    rows_per_shard: Optional[int] = typer.Option(None, min=1, help="Samples per shard (default 256)."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Pack the dataset folders into Parquet shards that `train --data` reads (resumable)."""
+    from .learning.datasets.shards import pack_dataset as pack
+
+    try:
+        cfg = _config(config)
+        kwargs = {"rows_per_shard": rows_per_shard} if rows_per_shard is not None else {}
+        with _progress() as bar:
+            summary = pack(data or Path(cfg.output_root), cfg, out, progress=_stage_bar(bar), **kwargs)
+    except USER_ERRORS as err:
+        _fail(err)
+    counts = ", ".join(f"{n} {split}" for split, n in summary.samples.items())
+    console.print(f"{counts} samples in {summary.shards} shards ({summary.written} written) -> {summary.store}",
+                  highlight=False)
+
+
 @app.command()
 def train(
     config: Optional[Path] = ConfigOpt,
-    data: Optional[Path] = typer.Option(None, help="Dataset root (default: the config's output_root)."),
+    data: Optional[Path] = typer.Option(None, help="Dataset root or its pack-dataset store "
+                                                   "(default: the config's output_root)."),
     out: Path = typer.Option(Path("runs/latest"), help="Run folder for checkpoints and metrics."),
     preset: Optional[str] = typer.Option(None, help="'default': build the simulated population and train "
                                                      "the shipped model's recipe."),
@@ -279,7 +302,8 @@ def _echo_prediction(row: dict, to_stderr: bool = False) -> None:
 @app.command()
 def evaluate(
     model: Optional[Path] = typer.Option(None, help="Model file (default: the shipped model)."),
-    data: Path = typer.Option(..., help="Dataset root (the folder holding the dataset folders)."),
+    data: Path = typer.Option(..., help="Dataset root (the folder holding the dataset folders) or its "
+                                        "pack-dataset store."),
     config: Optional[Path] = ConfigOpt,
     split: str = typer.Option("test", help="train | val | test"),
     out: Path = typer.Option(Path("evaluation"), help="Report folder."),

@@ -8,7 +8,7 @@ What is measured
 Every dataset sample (a fixed window of ``build-dataset`` or a whole light curve of the
 ``curves`` dataset) is searched as one series; its per-bin probabilities are the sigmoid
 of the model's calibrated logits. The fold features are cached beside the samples
-(:func:`exoperiod.learning.train.sample_features`).
+(:func:`exoperiod.learning.datasets.store.sample_features`).
 
 - **Top-1 / top-3 recovery**, over samples with a planet in the grid: a true planet's bin
   is the most probable bin / among the three most probable bins (neighbouring bins
@@ -53,6 +53,7 @@ from ..files import atomic_write_text, json_safe
 from ..grid import HARMONICS, PeriodGrid
 from ..plotting import pyplot, save_figure
 from ..search.model import PeriodModel
+from .datasets.shards import read_series
 from .datasets.store import KINDS, DatasetError, SplitSample
 from .train import Split, load_split, top_k_recovery
 
@@ -326,18 +327,12 @@ def duration_bin_hits(predicted_bins: Sequence[int], true_weights: Sequence[np.n
 
 def _search_cpu_ms(model: PeriodModel, data: Split, n: int = 20) -> float:
     """CPU ms of the search and the scorer per sample, on the first ``n`` samples (the
-    features of the evaluation itself come from the cache)."""
+    features of the evaluation itself come from the cache), reading excluded."""
+    series = list(read_series(data.samples[:n]))
     start = time.process_time()
-    for path in data.paths[:n]:
-        with np.load(path, allow_pickle=False) as z:
-            model.score_series(z["arr_0"], z["mask"].astype(bool))
-    return 1000.0 * (time.process_time() - start) / max(min(n, len(data)), 1)
-
-
-def _series(path: Path) -> tuple[np.ndarray, np.ndarray, float | None]:
-    with np.load(path, allow_pickle=False) as z:
-        start = float(z["start_time_days"]) if "start_time_days" in z.files else None
-        return z["arr_0"], z["mask"].astype(bool), start
+    for flux, mask, _ in series:
+        model.score_series(flux, mask)
+    return 1000.0 * (time.process_time() - start) / max(len(series), 1)
 
 
 def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlanets],
@@ -348,9 +343,9 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
     top1, top3, alias, duration = [], [], [], []
     known = {(i, b): w for i, b, w in data.durations}
     start = time.process_time()
-    for done, i in enumerate(todo, start=1):
+    series = read_series(data.samples[i] for i in todo)
+    for done, (i, (flux, mask, start_days)) in enumerate(zip(todo, series), start=1):
         s = planets[i]
-        flux, mask, start_days = _series(data.paths[i])
         lc = window_lightcurve(flux, mask, s.window_start_days if start_days is None else start_days,
                                model.config, s.noise_ppm)
         try:
@@ -391,7 +386,8 @@ def evaluate_model(
     model : PeriodModel
     data_root : path
         Folder holding the dataset folders (``config.positive``, ``config.negative``,
-        ``config.synthetic``), as written by ``exoperiod build-dataset``.
+        ``config.synthetic``, ``config.curves``), as written by ``exoperiod build-dataset``,
+        or their store of Parquet shards (``exoperiod pack-dataset``).
     config : Config
         The dataset's configuration (folder names, window length, grid); it must match
         the model's grid and window length.

@@ -5,9 +5,11 @@ Place in the flow (learning side): simulate, catalog (http) -> inject -> dataset
 
 Data: dataset folders with ``metadata.parquet`` (each sample's split and planets) and one
 ``.npz`` per sample: the fixed windows of ``exoperiod build-dataset`` (positive, negative,
-synthetic) and the whole light curves of any length of :func:`exoperiod.learning.curves.write_curves`
-(the ``curves`` folder). The coherent fold has no parameters, so each sample is searched
-once and its per-bin features are cached (:func:`sample_features`); an epoch then costs
+synthetic) and the whole light curves of any length of
+:func:`exoperiod.learning.curves.write_curves` (the ``curves`` folder); or the same packed
+into Parquet shards (:mod:`exoperiod.learning.datasets.shards`). The coherent fold has no
+parameters, so each sample is searched once and its per-bin features are cached
+(:func:`~exoperiod.learning.datasets.store.sample_features`); an epoch then costs
 seconds whatever the light curves' length. Each epoch draws a fixed number of training
 samples from the pools by the configured mix and fits the scorer with AdamW, a one-cycle
 schedule, binary cross-entropy against the soft period labels and, at each planet's
@@ -29,9 +31,9 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -43,8 +45,9 @@ from ..errors import ExoperiodError
 from ..files import atomic_write
 from ..grid import period_weights
 from ..plotting import pyplot, save_figure
-from ..search.model import FEATURE_NAMES, PeriodModel, PeriodNet, features_key
-from .datasets.store import KINDS, SplitSample, read_split
+from ..search.model import FEATURE_NAMES, PeriodModel, PeriodNet
+from .datasets.shards import is_store, read_packed_split
+from .datasets.store import KINDS, SplitSample, read_split, sample_features
 
 
 class TrainError(ExoperiodError):
@@ -83,51 +86,28 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    @property
-    def paths(self) -> list[Path]:
-        """The samples' ``.npz`` files."""
-        return [s.path for s in self.samples]
-
-
-def sample_features(folder: Path, sample_ids: list[str], model: PeriodModel) -> np.ndarray:
-    """Fold features of the samples of one dataset folder, computed once and cached.
-
-    The cache is ``<folder>/features-<key>.npz`` (sample id -> features); samples that
-    carry their own ``features`` array with the same key (written by
-    :func:`exoperiod.learning.curves.write_curves`) use it directly.
-    """
-    key = features_key(model.config)
-    cache_path = folder / f"features-{key}.npz"
-    cache: dict[str, np.ndarray] = {}
-    if cache_path.is_file():
-        with np.load(cache_path, allow_pickle=False) as z:
-            cache = {name: z[name] for name in z.files}
-    missing = [s for s in sample_ids if s not in cache]
-    for sample_id in missing:
-        with np.load(folder / f"{sample_id}.npz", allow_pickle=False) as z:
-            if "features" in z.files and str(z["features_key"]) == key:
-                cache[sample_id] = z["features"]
-            else:
-                cache[sample_id] = model.search(z["arr_0"], z["mask"].astype(bool))[1]
-    if missing:
-        with atomic_write(cache_path) as tmp:
-            np.savez(tmp, **cache)
-    return np.stack([cache[s] for s in sample_ids]) if sample_ids else np.zeros((0, len(FEATURE_NAMES), model.grid.bins), np.float32)
-
 
 def load_split(root: Path, config: Config, split: str, model: PeriodModel | None = None) -> Split:
-    """Features, labels and planets of every sample of ``split`` under ``root``."""
-    model = model or PeriodModel(config)
+    """Features, labels and planets of every sample of ``split`` under ``root``: the
+    dataset folders, or a store of Parquet shards (``root/store.json``,
+    :mod:`exoperiod.learning.datasets.shards`) of which only the features, labels and
+    planets are read."""
     grid, duration_grid = config.grid(), config.duration_grid()
-    samples = read_split(root, config, split)
-    features = [sample_features(folder, [s.path.stem for s in group], model)
-                for folder, group in itertools.groupby(samples, key=lambda s: s.path.parent)]
-    labels, true_bins, durations = [], [], []
+    if is_store(root):
+        samples, features, labels = read_packed_split(root, config, split)
+    else:
+        model = model or PeriodModel(config)
+        samples = read_split(root, config, split)
+        features = [sample_features(folder, [s.sample_id for s in group], model)
+                    for folder, group in itertools.groupby(samples, key=lambda s: s.path.parent)]
+        labels = []
+        for sample in samples:
+            with np.load(sample.path, allow_pickle=False) as z:
+                if len(z["arr_1"]) != grid.bins:
+                    raise TrainError(f"{sample.path}: {len(z['arr_1'])} period bins, the config has {grid.bins}")
+                labels.append(z["arr_1"][None])
+    true_bins, durations = [], []
     for index, sample in enumerate(samples):
-        with np.load(sample.path, allow_pickle=False) as z:
-            if len(z["arr_1"]) != grid.bins:
-                raise TrainError(f"{sample.path}: {len(z['arr_1'])} period bins, the config has {grid.bins}")
-            labels.append(z["arr_1"])
         bins = [grid.index(p["period_days"]) for p in sample.planets]
         for p, b in zip(sample.planets, bins):
             if b >= 0 and p.get("duration_hours"):
@@ -136,8 +116,8 @@ def load_split(root: Path, config: Config, split: str, model: PeriodModel | None
                     durations.append((index, int(b), w / w.sum()))
         true_bins.append([b for b in bins if b >= 0])
     return Split(
-        np.concatenate(features) if features else np.zeros((0, len(FEATURE_NAMES), grid.bins), np.float32),
-        np.stack(labels) if labels else np.zeros((0, grid.bins), np.float32),
+        np.concatenate([np.zeros((0, len(FEATURE_NAMES), grid.bins), np.float32), *features]),
+        np.concatenate([np.zeros((0, grid.bins), np.float32), *labels]),
         np.array([s.kind for s in samples]), true_bins,
         np.array([max([p.get("snr") or 0.0 for p in s.planets], default=0.0) for s in samples], float),
         samples, durations)
@@ -221,7 +201,8 @@ def train(
     ----------
     config : Config
     data_root : path
-        Folder holding the dataset folders (``config.positive`` ... ``config.curves``).
+        Folder holding the dataset folders (``config.positive`` ... ``config.curves``), or
+        their store of Parquet shards (:func:`exoperiod.learning.datasets.shards.pack_dataset`).
     out_dir : path
         Run folder.
     settings : TrainSettings, optional

@@ -6,7 +6,8 @@ curves -> train -> evaluate; presets, demo.
 A dataset folder has one ``<sample_id>.npz`` per sample, ``metadata.csv`` and
 ``metadata.parquet`` (one row per sample), ``failures.csv`` (one row per star or file
 that gave no sample, with the reason) and ``build.json`` (the settings the samples were
-made with).
+made with); training adds ``features-<key>.npz``, the fold features it searched
+(:func:`sample_features`).
 
 Integrity rests on three rules:
 
@@ -39,10 +40,11 @@ import math
 import os
 import time
 import zipfile
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +52,9 @@ from filelock import FileLock, Timeout
 
 from ...errors import ExoperiodError
 from ...files import atomic_write, atomic_write_text
+
+if TYPE_CHECKING:
+    from ...search.model import PeriodModel
 
 METADATA_COLUMNS = (
     "sample_id", "star_id", "star_index", "kind", "source", "mission", "lightcurve",
@@ -86,8 +91,10 @@ class SplitSample:
     ----------
     kind : str
         One of :data:`KINDS`.
+    sample_id : str
     path : Path
-        The sample's ``.npz``.
+        The file holding the sample: its ``.npz``, or the Parquet shard of a packed store
+        (:mod:`exoperiod.learning.datasets.shards`).
     planets : list of dict
         The planets as written (``period_days``, ``snr``, ``duration_hours``, ...).
     noise_ppm : float
@@ -97,6 +104,7 @@ class SplitSample:
     """
 
     kind: str
+    sample_id: str
     path: Path
     planets: list[dict]
     noise_ppm: float
@@ -117,10 +125,63 @@ def read_split(root: Path, config, split: str) -> list[SplitSample]:
         for row in meta[meta["split"] == split].itertuples():
             planets = json.loads(row.planets) if isinstance(row.planets, str) else []
             noise = getattr(row, "noise_ppm", math.nan)
-            samples.append(SplitSample(kind, folder / f"{row.sample_id}.npz", planets,
+            samples.append(SplitSample(kind, row.sample_id, folder / f"{row.sample_id}.npz", planets,
                                        float(noise) if pd.notna(noise) else math.nan,
                                        float(getattr(row, "window_start_days", 0.0))))
     return samples
+
+
+def sample_features(folder: Path, sample_ids: list[str], model: PeriodModel, write_cache: bool = True) -> np.ndarray:
+    """Fold features of the samples of one dataset folder, computed once and cached.
+
+    The cache is ``<folder>/features-<key>.npz`` (sample id -> features, key
+    :func:`~exoperiod.search.model.features_key`); samples that carry their own
+    ``features`` array with the same key (written by
+    :func:`exoperiod.learning.curves.write_curves`) use it directly. Only the requested
+    entries of the cache are read, so a few samples of a large folder cost little.
+
+    Parameters
+    ----------
+    folder : Path
+    sample_ids : list of str
+    model : PeriodModel
+        Searches the samples that have no features yet.
+    write_cache : bool
+        Add the features searched here to the cache. The shard packer reads a folder
+        without writing to it: rewriting the cache for every shard would cost the square
+        of the folder's size.
+
+    Returns
+    -------
+    ndarray
+        (samples, features, bins), float32.
+    """
+    from ...search.model import FEATURE_NAMES, features_key
+
+    key = features_key(model.config)
+    cache_path = folder / f"features-{key}.npz"
+    found: dict[str, np.ndarray] = {}
+    if cache_path.is_file():
+        wanted = set(sample_ids)
+        with np.load(cache_path, allow_pickle=False) as z:
+            found = {name: z[name] for name in z.files if name in wanted}
+    missing = [s for s in sample_ids if s not in found]
+    for sample_id in missing:
+        with np.load(folder / f"{sample_id}.npz", allow_pickle=False) as z:
+            if "features" in z.files and str(z["features_key"]) == key:
+                found[sample_id] = z["features"]
+            else:
+                found[sample_id] = model.search(z["arr_0"], z["mask"].astype(bool))[1]
+    if missing and write_cache:
+        cached: dict[str, np.ndarray] = {}
+        if cache_path.is_file():
+            with np.load(cache_path, allow_pickle=False) as z:
+                cached = {name: z[name] for name in z.files}
+        with atomic_write(cache_path) as tmp:
+            np.savez(tmp, **cached, **{s: found[s] for s in missing})
+    if not sample_ids:
+        return np.zeros((0, len(FEATURE_NAMES), model.grid.bins), np.float32)
+    return np.stack([found[s] for s in sample_ids])
 
 
 def split_of(star_id: str, seed: int) -> str:
