@@ -1,4 +1,4 @@
-"""Recipes that reproduce the shipped model with one command.
+"""The training recipe with one command (the shipped model is the previous recipe's: README, Datasets).
 
 Place in the flow (learning side): simulate, catalog (http) -> inject -> datasets, curves ->
 train -> evaluate; **presets**, demo.

@@ -63,7 +63,7 @@ class TrainSettings(BaseModel):
     batch_size: int = Field(64, ge=1)
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(1e-2, ge=0)
-    patience: int = Field(8, ge=1, description="Epochs without a better validation top-1 before stopping.")
+    patience: int = Field(8, ge=1, description="Epochs without a lower validation loss before stopping.")
     mix: dict[str, float] = Field(default_factory=lambda: {"positive": 0.1, "negative": 0.2, "synthetic": 0.3,
                                                            "curves": 0.4})
     channels: int = Field(32, ge=4)
@@ -216,7 +216,7 @@ def train(
     Returns
     -------
     PeriodModel
-        The best model by validation top-1 (also saved as ``out_dir/model.pt``), with
+        The best model by validation loss (also saved as ``out_dir/model.pt``), with
         its temperature fitted on the validation split.
     """
     settings = settings or TrainSettings()
@@ -245,14 +245,14 @@ def train(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings.lr, total_steps=settings.epochs * steps_per_epoch,
                                                 pct_start=0.1)
     history: list[dict] = []
-    best_top1, start_epoch, stale = -1.0, 1, 0
+    best_loss, start_epoch, stale = math.inf, 1, 0
     last = out_dir / "last.pt"
     if resume and last.is_file():
         state = torch.load(last, map_location="cpu", weights_only=True)
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
-        history, best_top1, stale = state["history"], state["best_top1"], state["stale"]
+        history, best_loss, stale = state["history"], state["best_val_loss"], state["stale"]
         start_epoch = len(history) + 1
 
     train_x, val_x = torch.from_numpy(train_set.features), torch.from_numpy(val_set.features)
@@ -287,21 +287,22 @@ def train(
                "val_top3": top_k_recovery(val_logits.numpy(), val_set.true_bins, 3),
                "lr": sched.get_last_lr()[0], "seconds": time.perf_counter() - started}
         history.append(row)
+        # The validation loss (binary cross-entropy, a proper scoring rule) picks the model,
+        # not top-1: top-1 on a few hundred light curves ties and jumps between epochs, and
+        # the first maximum can be an undertrained, underconfident model.
+        improved = val_loss < best_loss
+        best_loss, stale = (val_loss, 0) if improved else (best_loss, stale + 1)
         if rank > 0:  # the same metrics on every process (same weights): only rank 0 writes
-            best_top1, stale = (row["val_top1"], 0) if row["val_top1"] > best_top1 else (best_top1, stale + 1)
             continue
-        if row["val_top1"] > best_top1:
-            best_top1, stale = row["val_top1"], 0
+        if improved:
             card = {"trained_on": str(data_root), "epoch": epoch, "settings": settings.model_dump(),
                     "metrics": row, "n_train": len(train_set), "n_val": len(val_set),
                     "train_seconds": row["seconds"], "torch": str(torch.__version__),
                     "python": platform.python_version(), **(card_extra or {})}
             temperature = fit_temperature(val_logits.numpy(), val_set.labels)
             PeriodModel(config, net, {**card, "temperature": temperature}, temperature).save(out_dir / "model.pt")
-        else:
-            stale += 1
         save_checkpoint({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                         "history": history, "best_top1": best_top1, "stale": stale}, last)
+                         "history": history, "best_val_loss": best_loss, "stale": stale}, last)
         _write_metrics(history, out_dir)
         if progress:
             progress("epoch", epoch, settings.epochs, row)
