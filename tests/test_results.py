@@ -138,14 +138,16 @@ def test_off_grid_ranges_and_the_period_range(shared_data, shipped_model) -> Non
     assert "candidates restricted to periods in [1, 3] d" in restricted.notes
 
 
-def test_the_duration_distribution_is_that_of_the_first_candidate_in_the_grid() -> None:
-    # An off-grid candidate (bin -1) comes first for WASP-18: index -1 would silently take
-    # the last period bin's duration head.
+def test_the_duration_distribution_is_centred_on_the_refined_duration() -> None:
     from types import SimpleNamespace
 
+    from exoperiod.grid import PeriodGrid
     from exoperiod.search.predict import _duration_distribution
 
-    scored = SimpleNamespace(duration_proba=np.arange(12.0).reshape(3, 4))
-    off, in_grid = SimpleNamespace(bin_index=-1), SimpleNamespace(bin_index=1)
-    np.testing.assert_array_equal(_duration_distribution(scored, [off, in_grid]), [1.0, 5.0, 9.0])
-    assert _duration_distribution(scored, [off]).size == 0
+    grid = PeriodGrid(1.0, 20.0, 100)
+    sharp = _duration_distribution(grid, [SimpleNamespace(duration_hours=2.94, duration_err_hours=0.01)])
+    wide = _duration_distribution(grid, [SimpleNamespace(duration_hours=2.94, duration_err_hours=0.5)])
+    assert sharp.sum() == pytest.approx(1.0) and wide.sum() == pytest.approx(1.0)
+    assert np.argmax(sharp) == grid.index(2.94) and abs(np.argmax(wide) - grid.index(2.94)) <= 1
+    assert (wide > 0.01).sum() > (sharp > 0.01).sum()  # the error widens it
+    assert _duration_distribution(grid, []).size == 0

