@@ -18,7 +18,12 @@ import pytest
 from exoperiod.config import load_config
 from exoperiod.search.preprocess import PreprocessError, to_windows
 from exoperiod.search.readers import read_lightcurve
-from exoperiod.search.refine import TransitSearch, refine_bin, trapezoid_flux
+from exoperiod.search.refine import (
+    TransitSearch,
+    refine_bin,
+    trapezoid_flux,
+    trapezoid_residuals,
+)
 
 MIN_SNR = 15.0
 TOLERANCE = 0.20
@@ -77,3 +82,17 @@ def test_the_trapezoid_has_the_documented_shape():
     v = trapezoid_flux(np.array([0.0, 1.0]), 0.0, 4.0, 1.0, 0.01, 1.0)
     np.testing.assert_allclose(v, [0.99, 0.995])
     assert pytest.approx(float(trapezoid_flux(np.array([0.0]), 0.0, 4.0, 0.0, 0.01, 1.0)[0])) == 0.99
+
+
+def test_the_fit_residuals_are_the_trapezoid_to_the_last_bit():
+    # The fit runs on trapezoid_residuals (numba); it must be the numpy expression it
+    # replaced to the last bit, or the fit would take other steps and move t0.
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        x = rng.uniform(-0.3, 0.3, int(rng.integers(1, 300)))
+        instants = x[:, None] + 0.02 * (np.arange(7) / 7 - 0.5 + 0.5 / 7)
+        y = 1.0 + 1e-3 * rng.standard_normal(len(x))
+        params = [rng.uniform(-0.05, 0.05), rng.uniform(0.01, 0.3), 0.0 if trial % 7 == 0 else rng.uniform(0, 1),
+                  rng.uniform(0, 0.01), 1.0 + 1e-4 * rng.standard_normal()]
+        np.testing.assert_array_equal(trapezoid_residuals(instants, y, *params),
+                                      trapezoid_flux(instants, *params).mean(axis=1) - y)

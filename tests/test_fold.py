@@ -7,9 +7,13 @@ import pytest
 
 from exoperiod.grid import PeriodGrid
 from exoperiod.search.fold import (
+    BOX_WIDTHS_BINS,
     DOWNSAMPLE,
+    MIN_BOX_CADENCES,
     SEGMENT_CELLS,
     CoherentFold,
+    _fold_segments,
+    _stack_slide,
     fold_snr_slow,
     trial_periods,
     typical_duration_days,
@@ -63,6 +67,71 @@ def test_four_years_a_box_keeps_its_snr_and_ephemeris(period_days):
     phase_error = (fast.epoch_days[best] - t0 + period_days / 2) % period_days - period_days / 2
     assert abs(phase_error) < duration
     assert 0.3 * duration < fast.duration_days[best] < 2.5 * duration
+
+
+def _fold_segments_slow(flux, count, seg_cells, coarse_period_cells, coarse_bins, coarse_offset, total_bins):
+    """The obvious segment fold: every valid cell of a segment into its coarse trials'
+    histograms, one by one, in the kernel's order (float32 histograms)."""
+    n_seg = -(-len(flux) // seg_cells)
+    hist_flux = np.zeros((n_seg, total_bins), np.float32)
+    hist_count = np.zeros((n_seg, total_bins), np.float32)
+    for s in range(n_seg):
+        for j, period in enumerate(coarse_period_cells):
+            for i in range(s * seg_cells, min(len(flux), (s + 1) * seg_cells)):
+                if count[i] > 0:
+                    phase = (i - s * seg_cells) * (1.0 / period)
+                    b = coarse_offset[j] + int((phase - np.floor(phase)) * coarse_bins[j])
+                    hist_flux[s, b] = np.float32(hist_flux[s, b] + flux[i])
+                    hist_count[s, b] = np.float32(hist_count[s, b] + count[i])
+    return hist_flux, hist_count
+
+
+def _stack_slide_slow(hist_flux, hist_count, seg_cells, fine_period_cells, fine_coarse, coarse_bins,
+                      coarse_offset, widths, min_count):
+    """The obvious stack and slide: each segment's histogram rotated into a float64 sum,
+    every box of every width scored with the square root, the first best kept."""
+    out = []
+    for period, j in zip(fine_period_cells, fine_coarse):
+        nb, off = coarse_bins[j], coarse_offset[j]
+        total_f, total_n = np.zeros(nb), np.zeros(nb)
+        for s in range(hist_flux.shape[0]):
+            k = int(((s * seg_cells) % period) / period * nb + 0.5) % nb
+            for b in range(nb):
+                total_f[(b + k) % nb] += hist_flux[s, off + b]
+                total_n[(b + k) % nb] += hist_count[s, off + b]
+        top, start, width = -np.inf, 0, 1
+        for w in widths:
+            sf, sn = 0.0, 0.0
+            for b in range(w):
+                sf, sn = sf + total_f[b], sn + total_n[b]
+            for b in range(nb):
+                if sn > 0 and -sf / np.sqrt(max(sn, min_count)) > top:
+                    top, start, width = -sf / np.sqrt(max(sn, min_count)), b, w
+                sf += total_f[(b + w) % nb] - total_f[b]
+                sn += total_n[(b + w) % nb] - total_n[b]
+        out.append((np.float32(top if top > -np.inf else 0.0), start, width))
+    return tuple(np.array(column) for column in zip(*out))
+
+
+def test_the_fold_kernels_give_the_obvious_loops_numbers_to_the_last_bit():
+    # The kernels gather valid cells, add rotated histograms in two vectorised runs and
+    # skip the square root of boxes that cannot win; none of that may change a number,
+    # or the features the shipped model was trained on would change.
+    flux, mask = _box_series(3 * 2 * 1024, 2.3, 0.7, 0.1, 12.0, seed=6)
+    mask[2000:2600] = False
+    fold = CoherentFold(PeriodGrid(1.0, 1.3, 10), CADENCE_DAYS)
+    cell_flux, count = fold._cells(flux, mask)
+    fine, fine_coarse, coarse_cells, bins, offsets = fold.trials(len(cell_flux))
+    seg = 1024  # three segments: rotations and wraps of every kind
+    args = (cell_flux, count, seg, coarse_cells, bins, offsets, int(bins.sum()))
+    hist = _fold_segments(*args)
+    for fast, slow in zip(hist, _fold_segments_slow(*args)):
+        np.testing.assert_array_equal(fast, slow)
+    pick = np.random.default_rng(7).choice(len(fine), 60, replace=False)
+    stack_args = (*hist, seg, fine[pick] / fold.cell_days, fine_coarse[pick], bins, offsets,
+                  np.asarray(BOX_WIDTHS_BINS, dtype=np.int64), MIN_BOX_CADENCES)
+    for fast, slow in zip(_stack_slide(*stack_args), _stack_slide_slow(*stack_args)):
+        np.testing.assert_array_equal(fast, slow)
 
 
 def test_trials_are_fine_enough_for_the_whole_baseline():
@@ -146,8 +215,13 @@ def test_masking_cells_from_a_fold_state_equals_folding_without_them():
     remove[5000:5300] = True
     fold = CoherentFold(GRID, CADENCE_DAYS)
     direct = fold(flux, mask & ~remove)
-    updated = fold.result(fold.without(fold.fold(flux, mask), flux, mask, remove))
+    state = fold.fold(flux, mask)
+    updated = fold.result(fold.without(state, flux, mask, remove))
     np.testing.assert_allclose(updated.snr, direct.snr, rtol=1e-4, atol=1e-4)
+    # In place (predict's planet passes): the same numbers, without a copy of the histograms.
+    in_place = fold.without(state, flux, mask, remove, in_place=True)
+    assert in_place.hist_flux is state.hist_flux
+    np.testing.assert_array_equal(fold.result(in_place).snr, updated.snr)
 
 
 def test_on_real_kepler_noise_an_injected_planet_is_the_best_trial(kepler_cut):
@@ -179,3 +253,19 @@ def _real_noise(path):
 
     series = to_series(read_lightcurve(path), load_config())
     return series.flux, series.mask
+
+
+def test_scoring_one_light_curve_runs_torch_on_one_thread_with_the_same_numbers(shipped_model):
+    import torch
+
+    flux, mask = _box_series(2 * 4096, 3.3, 1.0, 0.1, 12.0, seed=8)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        scored = shipped_model.score_series(flux, mask)
+        assert torch.get_num_threads() == 2  # given back as it was
+        logits, duration = shipped_model.score_features(scored.features[None])  # on two threads
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(scored.logits, logits[0])
+    np.testing.assert_array_equal(scored.duration_proba, duration[0])

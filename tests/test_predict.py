@@ -27,7 +27,7 @@ from exoperiod.search.predict import (
 )
 from exoperiod.search.preprocess import to_windows
 from exoperiod.search.readers import read_lightcurve
-from exoperiod.search.refine import TransitSearch, refine_bin
+from exoperiod.search.refine import TransitSearch, refine_bin, top_peaks
 
 KEPLER = "lightcurves/kepler"
 KEPLER_62_Q13 = f"{KEPLER}/9002278/kplr009002278-2012179063303_llc.fits"
@@ -162,6 +162,31 @@ def test_top_bins_skips_neighbours():
     assert top_bins(probabilities, 3) == [1, 4, 6]
     assert top_bins(probabilities, 2, taken=[4]) == [1, 6]
     assert top_bins(probabilities, 3, excluded=[4]) == [1, 6, 3]
+
+
+def test_top_peaks_keeps_distinct_peaks():
+    power = np.array([0.0, 5.0, 4.0, 4.5, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 6.0])
+    assert top_peaks(power, 3) == [10, 1, 3]
+    # 3 is a shoulder of the peak at 1: with a separation of 2 the next distinct one is 7.
+    assert top_peaks(power, 3, separation=2) == [10, 1, 7]
+
+
+def test_masking_a_search_equals_searching_the_masked_light_curve():
+    # A planet pass masks cadences of the BLS arrays instead of slicing the LightCurve.
+    rng = np.random.default_rng(1)
+    time = np.arange(3000) * 0.0204
+    flux = 1.0 + 1e-3 * rng.standard_normal(len(time))
+    flux[::97] = np.nan
+    lc = lk.LightCurve(time=time, flux=flux)
+    remove = (np.arange(3000) % 50) < 3
+    search = TransitSearch(lc)
+    masked = search.without(remove[np.isfinite(flux)])
+    direct = TransitSearch(lc[~remove])
+    np.testing.assert_array_equal(masked.time_days, direct.time_days)
+    np.testing.assert_array_equal(masked.flux, direct.flux)
+    assert masked.sigma == direct.sigma and masked.baseline_days == direct.baseline_days
+    fit, expected = masked.search_near(7.0), direct.search_near(7.0)
+    assert (fit.period_days, fit.t0_days, fit.snr) == (expected.period_days, expected.t0_days, expected.snr)
 
 
 @pytest.fixture(scope="module")

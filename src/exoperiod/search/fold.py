@@ -127,22 +127,34 @@ def _fold_segments(flux, count, seg_cells, coarse_period_cells, coarse_bins, coa
     n_seg = (n + seg_cells - 1) // seg_cells
     hist_flux = np.zeros((n_seg, total_bins), np.float32)
     hist_count = np.zeros((n_seg, total_bins), np.float32)
+    # A segment's valid cells, gathered once: the bin loop then has no branch and
+    # vectorises, and only the scatter into the histogram stays scalar (2x faster).
+    cell = np.empty(seg_cells, np.float64)
+    cell_flux = np.empty(seg_cells, np.float64)
+    cell_count = np.empty(seg_cells, np.float64)
+    cell_bin = np.empty(seg_cells, np.int64)
     for s in range(n_seg):
         first = s * seg_cells
-        last = min(n, first + seg_cells)
+        m = 0
+        for i in range(first, min(n, first + seg_cells)):
+            if count[i] > 0:
+                cell[m] = i - first
+                cell_flux[m] = flux[i]
+                cell_count[m] = count[i]
+                m += 1
         for j in range(coarse_period_cells.shape[0]):
             step = 1.0 / coarse_period_cells[j]
             nb = coarse_bins[j]
-            off = coarse_offset[j]
-            for i in range(first, last):
-                c = count[i]
-                if c > 0:
-                    # The same expression as _fold_cells, so that removing cells undoes
-                    # adding them bin for bin.
-                    phase = (i - first) * step
-                    b = int((phase - np.floor(phase)) * nb)
-                    hist_flux[s, off + b] += flux[i]
-                    hist_count[s, off + b] += c
+            for q in range(m):
+                # The same expression as _fold_cells, so that removing cells undoes
+                # adding them bin for bin.
+                phase = cell[q] * step
+                cell_bin[q] = int((phase - np.floor(phase)) * nb)
+            hf = hist_flux[s, coarse_offset[j]:coarse_offset[j] + nb]
+            hn = hist_count[s, coarse_offset[j]:coarse_offset[j] + nb]
+            for q in range(m):
+                hf[cell_bin[q]] += cell_flux[q]
+                hn[cell_bin[q]] += cell_count[q]
     return hist_flux, hist_count
 
 
@@ -160,6 +172,12 @@ def _fold_cells(hist_flux, hist_count, cells, flux, count, seg_cells, coarse_per
             b = int((phase - np.floor(phase)) * coarse_bins[j])
             hist_flux[s, coarse_offset[j] + b] += flux[i]
             hist_count[s, coarse_offset[j] + b] += count[i]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_to(total, hist):
+    for b in range(hist.shape[0]):
+        total[b] += hist[b]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -188,17 +206,18 @@ def _stack_slide(hist_flux, hist_count, seg_cells, fine_period_cells, fine_coars
         for s in range(n_seg):
             start = s * seg_cells
             k = int((start % period) / period * nb + 0.5) % nb
-            for b in range(nb):
-                bb = b + k
-                if bb >= nb:
-                    bb -= nb
-                total_f[bb] += hist_flux[s, off + b]
-                total_n[bb] += hist_count[s, off + b]
+            # Bin b goes to b + k, wrapping: two contiguous runs, one loop per array
+            # each, which vectorise (2x faster than one loop with a wrap test).
+            _add_to(total_f[k:nb], hist_flux[s, off:off + nb - k])
+            _add_to(total_n[k:nb], hist_count[s, off:off + nb - k])
+            _add_to(total_f[:k], hist_flux[s, off + nb - k:off + nb])
+            _add_to(total_n[:k], hist_count[s, off + nb - k:off + nb])
         # Wrap the first bins after the last so that boxes cross phase 1.
         for b in range(max_w):
             total_f[nb + b] = total_f[b % nb]
             total_n[nb + b] = total_n[b % nb]
         top = -np.inf
+        top_squared = 0.0
         for w in widths:
             if w > nb:
                 continue
@@ -209,11 +228,19 @@ def _stack_slide(hist_flux, hist_count, seg_cells, fine_period_cells, fine_coars
                 sn += total_n[b]
             for b in range(nb):
                 if sn > 0:
-                    snr = -sf / np.sqrt(max(sn, min_count))
-                    if snr > top:
-                        top = snr
-                        best_start[f] = b
-                        best_width[f] = w
+                    n_eff = max(sn, min_count)
+                    dip = min(sf, 0.0)
+                    # Once a positive SNR is held, a box can beat it only if dip**2 / n_eff
+                    # > top**2: that test, with a margin far above rounding, skips the
+                    # square root and division (and their unpredictable sign branch)
+                    # for almost every box; the boxes it lets through are compared exactly.
+                    if top <= 0.0 or dip * dip >= top_squared * n_eff * (1.0 - 1e-9):
+                        snr = -sf / np.sqrt(n_eff)
+                        if snr > top:
+                            top = snr
+                            top_squared = snr * snr
+                            best_start[f] = b
+                            best_width[f] = w
                 sf += total_f[b + w] - total_f[b]
                 sn += total_n[b + w] - total_n[b]
         best_snr[f] = top if top > -np.inf else 0.0
@@ -249,9 +276,18 @@ class CoherentFold:
     def __init__(self, grid: PeriodGrid, cadence_days: float) -> None:
         self.grid = grid
         self.cell_days = cadence_days * DOWNSAMPLE
+        self._last_trials: tuple[int, tuple] = (-1, ())
 
     def trials(self, n_cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Fine periods (days), their coarse trial, coarse periods (cells), bins, offsets."""
+        """Fine periods (days), their coarse trial, coarse periods (cells), bins, offsets
+        (read-only arrays).
+
+        Those of the last length asked for are kept: the fold, the stacking and every
+        planet pass of a light curve ask for the same (~4 ms each for 4 years).
+        """
+        cached_cells, cached = self._last_trials
+        if cached_cells == n_cells:
+            return cached
         seg = min(SEGMENT_CELLS, n_cells)
         fine = trial_periods(self.grid, n_cells, self.cell_days, FINE_DRIFT_BINS)
         coarse = trial_periods(self.grid, seg, self.cell_days, COARSE_DRIFT_BINS)
@@ -263,7 +299,12 @@ class CoherentFold:
         bins = np.maximum(np.round(coarse_cells / phase_bin_cells(coarse, self.cell_days)).astype(np.int64),
                           2 * max(BOX_WIDTHS_BINS))
         offsets = np.concatenate([[0], np.cumsum(bins)[:-1]])
-        return fine, fine_coarse, coarse_cells, bins, offsets
+        trials = (fine, fine_coarse, coarse_cells, bins, offsets)
+        for array in trials:
+            array.setflags(write=False)
+        # One tuple, replaced whole: a model shared by threads never reads a mixed pair.
+        self._last_trials = (n_cells, trials)
+        return trials
 
     def __call__(self, flux: np.ndarray, mask: np.ndarray) -> FoldResult:
         """Best box per fine trial period of one series.
@@ -294,14 +335,21 @@ class CoherentFold:
         hist_f, hist_n = _fold_segments(f, c, seg, coarse_cells, bins, offsets, int(bins.sum()))
         return FoldState(f, c, hist_f, hist_n, seg)
 
-    def without(self, state: FoldState, flux: np.ndarray, mask: np.ndarray, remove: np.ndarray) -> FoldState:
+    def without(self, state: FoldState, flux: np.ndarray, mask: np.ndarray, remove: np.ndarray,
+                in_place: bool = False) -> FoldState:
         """``state`` with the cells ``mask & remove`` of the series it was folded from
         taken out: only those cells are folded again (with a minus sign), so a planet
-        pass costs the stacking, not a new fold."""
+        pass costs the stacking, not a new fold.
+
+        ``in_place`` takes them out of ``state``'s own histograms (then ``state`` must not
+        be used again) instead of copies: the copy of a 4-year light curve's 90 MB costs
+        half as much as the stacking.
+        """
         gone_f, gone_c = self._cells(flux, np.asarray(mask, bool) & np.asarray(remove, bool))
         cells = np.flatnonzero(gone_c > 0)
         _, _, coarse_cells, bins, offsets = self.trials(len(state.flux))
-        hist_f, hist_n = state.hist_flux.copy(), state.hist_count.copy()
+        hist_f, hist_n = (state.hist_flux, state.hist_count) if in_place else (state.hist_flux.copy(),
+                                                                              state.hist_count.copy())
         _fold_cells(hist_f, hist_n, cells, -gone_f, -gone_c, state.segment_cells, coarse_cells, bins, offsets)
         return FoldState(state.flux - gone_f, state.count - gone_c, hist_f, hist_n, state.segment_cells)
 

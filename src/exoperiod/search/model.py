@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,6 +169,27 @@ class Scored:
     state: FoldState | None = field(default=None, repr=False)  # for PeriodModel.rescore_without
 
 
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread inside, as many as before after.
+
+    The scorer of one light curve (a batch of one, 100 bins) takes ~1 ms; more threads
+    only add their start-up. And once numba's OpenMP layer has started (wotan's
+    detrending starts it), torch's count is numba's, every core, whatever
+    OMP_NUM_THREADS says: 0.5 s of CPU per light curve on two busy cores instead of
+    0.01. A batch of one gives the same numbers on any number of threads.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class PeriodModel:
     """A trained :class:`PeriodNet` with the configuration it was trained for.
 
@@ -254,15 +277,18 @@ class PeriodModel:
         """Search and score one uniform series (unit-noise flux, valid-cell mask)."""
         return self._score(self.fold.fold(flux, mask), int(np.count_nonzero(mask)))
 
-    def rescore_without(self, scored: Scored, flux: np.ndarray, mask: np.ndarray, remove: np.ndarray) -> Scored:
+    def rescore_without(self, scored: Scored, flux: np.ndarray, mask: np.ndarray, remove: np.ndarray,
+                        in_place: bool = False) -> Scored:
         """:meth:`score_series` of ``(flux, mask & ~remove)``, from the fold state of
-        ``scored`` (which came from ``(flux, mask)``): only the removed cells are folded."""
-        state = self.fold.without(scored.state, flux, mask, remove)
+        ``scored`` (which came from ``(flux, mask)``): only the removed cells are folded.
+        ``in_place`` reuses (and spoils) ``scored.state`` (see :meth:`CoherentFold.without`)."""
+        state = self.fold.without(scored.state, flux, mask, remove, in_place)
         return self._score(state, int(np.count_nonzero(np.asarray(mask, bool) & ~np.asarray(remove, bool))))
 
     def _score(self, state: FoldState, valid_cells: int) -> Scored:
         best, features = self._features(self.fold.result(state), valid_cells)
-        logits, duration = self.score_features(features[None])
+        with _one_torch_thread():
+            logits, duration = self.score_features(features[None])
         return Scored(logits=logits[0], duration_proba=duration[0], best=best, features=features, state=state)
 
     def predict_proba(self, data, mask: np.ndarray | None = None) -> np.ndarray:

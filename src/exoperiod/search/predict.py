@@ -257,7 +257,8 @@ def predict(
     columns : TableColumns, optional
         Column names and time system of a table input.
     off_grid : bool
-        Also search periods outside the model's grid with BLS (:mod:`exoperiod.search.offgrid`).
+        Also search periods outside the model's grid (the fold, refined by BLS:
+        :mod:`exoperiod.search.offgrid`).
     period_range_days : (float, float), optional
         Report only candidates with periods in this range, days.
 
@@ -282,11 +283,13 @@ def predict(
     with clock("model"):
         scored = model.score_series(series.flux, series.mask)
     standardized = bool(lc.meta.get("FLUX_STANDARDIZED"))
-    candidates, notes = _search_planets(series, scored, model, clock, top_k=top_k,
+    with clock("refine"):
+        search = TransitSearch(series.detrended)
+    candidates, notes = _search_planets(series, search, scored, model, clock, top_k=top_k,
                                         max_planets=max_planets, min_probability=min_probability,
                                         standardized=standardized, use_tls=use_tls)
     with clock("refine"):
-        candidates = _off_grid_and_range(candidates, notes, series.detrended, model.grid, standardized, off_grid,
+        candidates = _off_grid_and_range(candidates, notes, series, search, model.grid, standardized, off_grid,
                                          period_range_days)
     if standardized:
         notes.append("the flux is standardized (zero median, unit variance): depth_ppm is null; "
@@ -336,6 +339,7 @@ def _target(lc: lk.LightCurve) -> str | None:
 
 def _search_planets(
     series: Series,
+    search: TransitSearch,
     scored: Scored,
     model: PeriodModel,
     clock: CpuClock,
@@ -346,7 +350,8 @@ def _search_planets(
     standardized: bool,
     use_tls: bool,
 ) -> tuple[list[Candidate], list[str]]:
-    """Refined candidates (planets first, then the other top-k bins) and notes."""
+    """Refined candidates (planets first, then the other top-k bins) and notes; ``search``
+    is the BLS of ``series.detrended``."""
     edges = model.grid.edges_days
 
     def refine(search: TransitSearch, found: Scored, b: int, search_pass: int) -> Candidate:
@@ -356,7 +361,6 @@ def _search_planets(
 
     logits = scored.logits
     with clock("refine"):
-        search = TransitSearch(series.detrended)
         first: list[Candidate] = []
         tried: list[int] = []
         aliases: list[int] = []
@@ -380,24 +384,22 @@ def _search_planets(
             cells = remaining.start_time_days + remaining.cadence_days * np.arange(len(remaining.flux))
             removed = planets[-1].transit_mask(cells, widen=MASK_WIDEN)
             previous, remaining = remaining, remaining.without(removed)
-            detrended = remaining.detrended
-            detrended = detrended[~planets[-1].transit_mask(np.asarray(detrended.time.value, dtype=float),
-                                                             widen=MASK_WIDEN)]
-            remaining = replace(remaining, detrended=detrended)
+            search = search.without(planets[-1].transit_mask(search.time_days, widen=MASK_WIDEN))
         if remaining.mask.sum() < 2:
             notes.append(f"planet search stopped after {len(planets)}: too little data left once "
                          "their transits are masked")
             break
         with clock("model"):
-            # Only the masked cells are folded again (subtracted), then all trials restacked.
-            rescored = model.rescore_without(rescored, previous.flux, previous.mask, removed)
+            # Only the masked cells are folded again (subtracted), then all trials restacked;
+            # in place: of the earlier passes only their logits are kept.
+            rescored = model.rescore_without(rescored, previous.flux, previous.mask, removed, in_place=True)
         best = top_bins(rescored.logits, 1, taken=[c.bin_index for c in planets])
         if not best or peak_probability(expit(rescored.logits), best[0]) < min_probability:
             notes.append(f"planet search stopped after {len(planets)}: with their transits masked no "
                          f"further bin reaches probability {min_probability:.2f}")
             break
         with clock("refine"):
-            planets.append(refine(TransitSearch(remaining.detrended), rescored, best[0], len(planets)))
+            planets.append(refine(search, rescored, best[0], len(planets)))
     others = [c for c in first[1:] if not any(abs(c.bin_index - planet.bin_index) <= NEIGHBOUR_BINS
                                               or _is_alias(c, planet) for planet in planets)]
     return planets + others, notes
@@ -406,7 +408,8 @@ def _search_planets(
 def _off_grid_and_range(
     candidates: list[Candidate],
     notes: list[str],
-    detrended: lk.LightCurve,
+    series: Series,
+    search: TransitSearch,
     grid: PeriodGrid,
     standardized: bool,
     off_grid: bool,
@@ -416,8 +419,8 @@ def _off_grid_and_range(
     candidates inside ``period_range_days`` (saying so in ``notes``)."""
     extra = None
     if off_grid:
-        extra, off_grid_notes = search_outside_grid(detrended, grid, candidates, standardized,
-                                                    period_range_days)
+        extra, off_grid_notes = search_outside_grid(series, grid, candidates, standardized,
+                                                    period_range_days, search)
         notes += off_grid_notes
     if extra is not None:
         candidates = [extra] + [c for c in candidates if not (_is_alias(c, extra) or explained_by(c, extra))]

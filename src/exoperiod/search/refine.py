@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import lightkurve as lk
+import numba
 import numpy as np
 from astropy.stats import mad_std
 from astropy.timeseries import BoxLeastSquares
@@ -120,7 +121,8 @@ class Candidate:
     transit_times_btjd_or_bkjd : list of float
         Mid-times of the transits with data, in the light curve's time system.
     outside_grid : bool
-        Found by BLS outside the model's period grid (:mod:`exoperiod.search.offgrid`); then
+        Found outside the model's period grid (by the fold, refined by BLS:
+        :mod:`exoperiod.search.offgrid`); then
         ``probability`` is NaN (JSON null) and ``bin_index`` -1.
     sde : float or None
         Signal detection efficiency of the coherent search, as TLS defines its SDE: the
@@ -210,11 +212,18 @@ def geometric_periods_days(lo_days: float, hi_days: float, step: float) -> np.nd
     return np.geomspace(lo_days, hi_days, max(n, 2))
 
 
-def _peaks(power: np.ndarray, n: int) -> list[int]:
-    """Indices of the ``n`` highest local maxima of ``power``."""
+def top_peaks(power: np.ndarray, n: int, separation: int = 0) -> list[int]:
+    """Indices of the ``n`` highest local maxima of ``power``, each more than
+    ``separation`` indices from a higher one."""
     padded = np.concatenate([[-np.inf], np.nan_to_num(power, nan=-np.inf), [-np.inf]])
     local = np.flatnonzero((padded[1:-1] >= padded[:-2]) & (padded[1:-1] >= padded[2:]))
-    return [int(i) for i in local[np.argsort(-power[local], kind="stable")][:n]]
+    chosen: list[int] = []
+    for i in local[np.argsort(-power[local], kind="stable")]:
+        if len(chosen) == n:
+            break
+        if all(abs(int(i) - j) > separation for j in chosen):
+            chosen.append(int(i))
+    return chosen
 
 
 class TransitSearch:
@@ -227,8 +236,17 @@ class TransitSearch:
     """
 
     def __init__(self, lc: lk.LightCurve) -> None:
-        time = np.asarray(lc.time.value, dtype=float)
-        flux = np.asarray(lc.flux.value, dtype=float)
+        self._use(np.asarray(lc.time.value, dtype=float), np.asarray(lc.flux.value, dtype=float))
+
+    def without(self, remove: np.ndarray) -> TransitSearch:
+        """The same search on the cadences where ``remove`` (aligned with ``time_days``) is
+        False: a planet's transits masked without slicing a LightCurve (an astropy table
+        whose time index costs ~30 ms to slice for 4 years)."""
+        out = object.__new__(TransitSearch)
+        out._use(self.time_days[~remove], self.flux[~remove])
+        return out
+
+    def _use(self, time: np.ndarray, flux: np.ndarray) -> None:
         ok = np.isfinite(time) & np.isfinite(flux)
         self.time_days, self.flux = time[ok], flux[ok]
         self.sigma = float(mad_std(self.flux - np.median(self.flux)))
@@ -251,7 +269,7 @@ class TransitSearch:
         power = self.bls.power(coarse, durations, objective="likelihood").power
         fits = [self._best(geometric_periods_days(coarse[max(i - 1, 0)], coarse[min(i + 1, len(coarse) - 1)],
                                                   fine_step), durations)
-                for i in _peaks(np.asarray(power), N_PEAKS)]
+                for i in top_peaks(np.asarray(power), N_PEAKS)]
         return max(fits, key=lambda fit: fit.snr)
 
     def search_near(self, period_days: float, n_steps: int = 3) -> BoxFit:
@@ -302,7 +320,7 @@ class TransitSearch:
         start = [0.0, float(np.clip(1.2 * box, lo * box, max_days)), 0.3, fit.depth, baseline]
         bounds = ([-0.5 * box, lo * box, 0.0, 0.0, -np.inf], [0.5 * box, max_days, 1.0, np.inf, np.inf])
         try:
-            result = least_squares(lambda p: trapezoid_flux(instants, *p).mean(axis=1) - y, start, bounds=bounds,
+            result = least_squares(lambda p: trapezoid_residuals(instants, y, *p), start, bounds=bounds,
                                    x_scale=[box, box, 0.3, fit.depth, fit.depth])
         except ValueError:
             return fit
@@ -379,6 +397,28 @@ def trapezoid_flux(phase_days: np.ndarray, shift_days: float, t14_days: float, i
     ingress = max(ingress_fraction * half, 1e-9)
     from_edge = half - np.abs(phase_days - shift_days)
     return baseline - depth * np.clip(from_edge / ingress, 0.0, 1.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def trapezoid_residuals(instants_days: np.ndarray, flux: np.ndarray, shift_days: float, t14_days: float,
+                        ingress_fraction: float, depth: float, baseline: float) -> np.ndarray:
+    """``trapezoid_flux(instants_days, ...).mean(axis=1) - flux`` to the last bit, in one pass.
+
+    The trapezoid fit evaluates it a few hundred times; as numpy expressions over the
+    (cadences, :data:`SUPERSAMPLE`) instants that cost ~40 ms per candidate on a 4-year
+    light curve. The same operations in the same order (numpy sums 7 values in a row
+    one by one) give the same numbers, so the fit takes the same steps.
+    """
+    half = 0.5 * t14_days
+    ingress = max(ingress_fraction * half, 1e-9)
+    out = np.empty(flux.shape[0])
+    for i in range(instants_days.shape[0]):
+        total = 0.0
+        for k in range(instants_days.shape[1]):
+            from_edge = half - abs(instants_days[i, k] - shift_days)
+            total += baseline - depth * min(max(from_edge / ingress, 0.0), 1.0)
+        out[i] = total / instants_days.shape[1] - flux[i]
+    return out
 
 
 def in_transit(time_days: np.ndarray, period_days: float, t0_days: float, duration_days: float) -> np.ndarray:
