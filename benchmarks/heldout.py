@@ -51,7 +51,7 @@ from exoperiod.learning.curves import (  # noqa: E402
     inject_detrended,
     real_background_files,
 )
-from exoperiod.learning.evaluate import PERIOD_TOLERANCE  # noqa: E402
+from exoperiod.learning.evaluate import PERIOD_TOLERANCE, reliability  # noqa: E402
 from exoperiod.learning.simulate import sample_star, simulate_lightcurve  # noqa: E402
 from exoperiod.paths import shared_data_dir  # noqa: E402
 from exoperiod.search.preprocess import clean_and_detrend  # noqa: E402
@@ -184,18 +184,11 @@ def report(rows: pd.DataFrame, methods: list[str], out: Path, args) -> str:
                                                  np.arange(0, 1, 0.2)) + " | ECE |", "|---" * 8 + "|"]
     ours = rows[(rows["method"] == "exoperiod") & (rows["population"] != "hosts")]
     for population, group in ours.groupby("population"):
-        p = group["probability"].fillna(0.0).to_numpy(float)
         hit = group["top1"].astype(bool).to_numpy() & group["tier"].notna().to_numpy()
-        which = np.minimum((p * 5).astype(int), 4)
-        cells, ece = [], 0.0
-        for b in range(5):
-            sel = which == b
-            if sel.any():
-                cells.append(f"{p[sel].mean():.2f} / {hit[sel].mean():.2f} ({int(sel.sum())})")
-                ece += sel.mean() * abs(p[sel].mean() - hit[sel].mean())
-            else:
-                cells.append("-")
-        lines.append(f"| {population} | {len(group)} | " + " | ".join(cells) + f" | {ece:.3f} |")
+        diagram = reliability(group["probability"].fillna(0.0).to_numpy(float), hit, n_bins=5)
+        cells = [f"{p:.2f} / {y:.2f} ({n})" if n else "-"
+                 for p, y, n in zip(diagram.mean_probability, diagram.mean_target, diagram.count)]
+        lines.append(f"| {population} | {len(group)} | " + " | ".join(cells) + f" | {diagram.ece:.3f} |")
     hosts = rows[rows["population"] == "hosts"]
     if len(hosts):
         lines += ["", "Real hosts (a known period among the top 3):", "",

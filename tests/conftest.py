@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from exoperiod.paths import shared_data_dir
+
+# The fixture generators (tests/data/make_fixtures.py) import as a module.
+sys.path.insert(0, str(Path(__file__).with_name("data")))
 
 
 @pytest.fixture(scope="session")
@@ -52,18 +56,19 @@ def untrained_model():
     return PeriodModel(load_config())
 
 
-#: Tiny real files committed with the tests (made by tests/data/make_fixtures.py).
-TEST_DATA = Path(__file__).with_name("data")
+@pytest.fixture(scope="session")
+def kepler_cut(tmp_path_factory) -> Path:
+    """A 1,000-cadence Kepler long-cadence FITS file of a simulated star, in MAST's llc
+    layout (``tests/data/make_fixtures.py``), so that reader/preprocess/fold tests run
+    without ../shared/data."""
+    from make_fixtures import write_kepler_llc
+
+    return write_kepler_llc(tmp_path_factory.mktemp("fixtures") / "kplr012345678-2012179063303_llc.fits")
 
 
 @pytest.fixture(scope="session")
-def kepler_cut() -> Path:
-    """The first 1,000 cadences (20 d) of Kepler-62's Q13 file: a real Kepler FITS, headers
-    and all, small enough to commit, so reader/preprocess/fold tests run without ../shared/data."""
-    return TEST_DATA / "kepler62_q13_cut.fits"
-
-
-@pytest.fixture(scope="session")
-def kepler_cut_truncated() -> Path:
+def kepler_cut_truncated(kepler_cut, tmp_path_factory) -> Path:
     """:func:`kepler_cut` cut at 60 % of its bytes, as a killed download leaves it."""
-    return TEST_DATA / "kepler62_q13_truncated.fits"
+    from make_fixtures import write_truncated
+
+    return write_truncated(kepler_cut, tmp_path_factory.mktemp("fixtures") / "truncated_llc.fits")

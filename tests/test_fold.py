@@ -224,16 +224,16 @@ def test_masking_cells_from_a_fold_state_equals_folding_without_them():
     np.testing.assert_array_equal(fold.result(in_place).snr, updated.snr)
 
 
-def test_on_real_kepler_noise_an_injected_planet_is_the_best_trial(kepler_cut):
-    """The committed 20-d cut of a real quarter, with a batman planet of SNR ~15: the fold's
-    best trial is at its period (no ../shared/data needed)."""
+def test_in_a_kepler_file_an_injected_planet_is_the_best_trial(kepler_cut):
+    """A generated 20-d Kepler file (spots, granulation, gaps) with a batman planet: the
+    fold's best trial is at its period (no ../shared/data needed)."""
     from exoperiod.config import load_config
     from exoperiod.learning.inject import Planet, Star, inject_transits
     from exoperiod.search.preprocess import to_series
     from exoperiod.search.readers import read_lightcurve
 
     lc = read_lightcurve(kepler_cut)
-    planet = Planet(period_days=3.7, t0_days=float(lc.time.value[0]) + 1.1, rp_rs=0.02, impact=0.3)
+    planet = Planet(period_days=3.7, t0_days=float(lc.time.value[0]) + 1.1, rp_rs=0.03, impact=0.3)
     sun = Star(radius_rsun=1.0, mass_msun=1.0, teff_k=5778.0, logg_cgs=4.438)
     series = to_series(inject_transits(lc, [planet], sun), load_config())
     result = CoherentFold(GRID, series.cadence_days)(series.flux, series.mask)

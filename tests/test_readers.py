@@ -15,6 +15,7 @@ import pytest
 from astropy.io import fits
 from astropy.time import Time
 from lightkurve.utils import KeplerQualityFlags, TessQualityFlags
+from make_fixtures import write_truncated
 
 from exoperiod.paths import shared_data_dir
 from exoperiod.search.readers import (
@@ -154,7 +155,7 @@ def test_kepler_cut_reads_like_its_raw_table(kepler_cut: Path) -> None:
     lc = read_lightcurve(kepler_cut)
     assert lc.time.format == "bkjd" and lc.meta["FLUX_ORIGIN"] == "pdcsap_flux"
     assert {key: lc.meta[key] for key in ("MISSION", "TARGETID", "LABEL", "QUARTER")} == {
-        "MISSION": "Kepler", "TARGETID": 9002278, "LABEL": "KIC 9002278", "QUARTER": 13,
+        "MISSION": "Kepler", "TARGETID": 12345678, "LABEL": "KIC 12345678", "QUARTER": 13,
     }
     with fits.open(kepler_cut) as hdul:
         table = hdul["LIGHTCURVE"].data
@@ -167,11 +168,11 @@ def test_kepler_cut_reads_like_its_raw_table(kepler_cut: Path) -> None:
 
 
 def test_gzipped_fits_reads_like_the_original(kepler_cut: Path, tmp_path: Path) -> None:
-    path = tmp_path / "kplr009002278-2012179063303_llc.fits.gz"
+    path = tmp_path / "kplr012345678-2012179063303_llc.fits.gz"
     path.write_bytes(gzip.compress(kepler_cut.read_bytes()))
     packed, plain = read_lightcurve(path), read_lightcurve(kepler_cut)
     np.testing.assert_array_equal(packed.flux.value, plain.flux.value)
-    assert (packed.meta["LABEL"], packed.meta["QUARTER"]) == ("KIC 9002278", 13)
+    assert (packed.meta["LABEL"], packed.meta["QUARTER"]) == ("KIC 12345678", 13)
 
 
 def test_k2_file_without_mission_keyword_is_k2(shared_data: Path, tmp_path: Path) -> None:
@@ -207,7 +208,7 @@ def test_to_fits_round_trip(kepler_cut: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose(back.flux_err.value, original.flux_err.value, rtol=1e-6, equal_nan=True)
     np.testing.assert_array_equal(back["quality"].value, original["quality"].value)
     assert {key: back.meta[key] for key in ("MISSION", "TARGETID", "LABEL", "QUARTER", "FLUX_ORIGIN")} == {
-        "MISSION": "Kepler", "TARGETID": 9002278, "LABEL": "KIC 9002278", "QUARTER": 13,
+        "MISSION": "Kepler", "TARGETID": 12345678, "LABEL": "KIC 12345678", "QUARTER": 13,
         "FLUX_ORIGIN": "flux",
     }
 
@@ -243,7 +244,7 @@ def test_flux_only_npz_gets_synthetic_time(shared_data: Path, tmp_path: Path) ->
 
 def test_csv_headers_are_case_insensitive_and_full_bjd_becomes_bkjd(kepler_cut: Path, tmp_path: Path) -> None:
     reference = read_lightcurve(kepler_cut, quality_bitmask="none")
-    path = tmp_path / "kplr009002278_q13.csv"
+    path = tmp_path / "kplr012345678_q13.csv"
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["TIME", "Flux", "FLUX_ERR"])
@@ -253,7 +254,7 @@ def test_csv_headers_are_case_insensitive_and_full_bjd_becomes_bkjd(kepler_cut: 
     np.testing.assert_allclose(lc.time.value, reference.time.value, rtol=0, atol=1e-6)
     np.testing.assert_allclose(lc.flux.value, reference.flux.value, rtol=1e-12, equal_nan=True)
     np.testing.assert_allclose(lc.flux_err.value, reference.flux_err.value, rtol=1e-12, equal_nan=True)
-    assert (lc.meta["MISSION"], lc.meta["LABEL"], lc.meta["FLUX_ORIGIN"]) == ("Kepler", "KIC 9002278", "flux")
+    assert (lc.meta["MISSION"], lc.meta["LABEL"], lc.meta["FLUX_ORIGIN"]) == ("Kepler", "KIC 12345678", "flux")
 
 
 @pytest.mark.parametrize(
@@ -312,11 +313,11 @@ def test_invalid_arguments_are_caller_errors(kepler_cut: Path) -> None:
 
 
 def _truncated_fits(path: Path, data: Path) -> None:
-    path.write_bytes((data / "kepler62_q13_truncated.fits").read_bytes())
+    write_truncated(data, path)
 
 
 def _truncated_gzip_fits(path: Path, data: Path) -> None:
-    packed = gzip.compress((data / "kepler62_q13_cut.fits").read_bytes())
+    packed = gzip.compress(data.read_bytes())
     path.write_bytes(packed[: len(packed) // 2])
 
 
@@ -349,14 +350,14 @@ def _npz_with_pickle(path: Path, data: Path) -> None:
 
 
 def _npz_truncated(path: Path, data: Path) -> None:
-    lc = read_lightcurve(data / "kepler62_q13_cut.fits")
+    lc = read_lightcurve(data)
     np.savez(path, time=lc.time.value, flux=lc.flux.value)
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) // 2])
 
 
 def _json_cut_mid_line(path: Path, data: Path) -> None:
-    lc = read_lightcurve(data / "kepler62_q13_cut.fits")
+    lc = read_lightcurve(data)
     text = json.dumps({"time": lc.time.value.tolist(), "flux": lc.flux.value.tolist()})
     path.write_text(text[: len(text) // 2])
 
@@ -394,7 +395,7 @@ def test_bad_file_raises_one_line_error(
     kepler_cut: Path, tmp_path: Path, name: str, write: Callable[[Path, Path], None], problem: str
 ) -> None:
     path = tmp_path / name
-    write(path, kepler_cut.parent)
+    write(path, kepler_cut)  # the writers that need a good file start from this one
     with pytest.raises(LightCurveReadError) as info:
         read_lightcurve(path)
     message = str(info.value)

@@ -1,41 +1,66 @@
-"""Make the tiny committed test files from one real Kepler light curve.
+"""Tiny Kepler long-cadence files for the tests, generated (nothing copied from ../shared/data).
 
-``kepler62_q13_cut.fits`` is the first 1,000 cadences (20.4 d) of Kepler-62's Quarter 13
-long-cadence file, headers and all columns as MAST serves them, so that reader,
-preprocess and fold tests run without ../shared/data (as lightkurve commits tiny cuts of
-real files). ``kepler62_q13_truncated.fits`` is its corrupted twin: the first 60 % of the
-bytes, as a killed download leaves a file.
-
-    EXOPERIOD_SHARED_DATA=../shared/data python tests/data/make_fixtures.py
+:func:`write_kepler_llc` writes 1,000 cadences (20.4 d) of a simulated star
+(:mod:`exoperiod.learning.simulate`: rotation, granulation, white noise, Kepler's gaps and
+quality flags) in the layout of a MAST ``kplr*_llc.fits`` file: a primary header with
+``TELESCOP``/``KEPLERID``/``QUARTER``, a ``LIGHTCURVE`` table with ``TIME``, ``SAP_FLUX``,
+``PDCSAP_FLUX`` (and errors), ``SAP_QUALITY`` and ``CADENCENO``, and an ``APERTURE``
+image. :func:`write_truncated` cuts such a file at 60 % of its bytes, as a killed
+download leaves it. ``tests/conftest.py`` makes both once per test session, so that
+reader, preprocess and fold tests run without ../shared/data.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from astropy.io import fits
 
-from exoperiod.paths import shared_data_dir
+from exoperiod.learning.simulate import sample_star, simulate_lightcurve
 
-SOURCE = "lightcurves/kepler/9002278/kplr009002278-2012179063303_llc.fits"
-HERE = Path(__file__).parent
-CUT = HERE / "kepler62_q13_cut.fits"
-TRUNCATED = HERE / "kepler62_q13_truncated.fits"
+#: A KIC number no real target uses in these tests (the simulated star's label).
+KEPLER_ID = 12345678
+QUARTER = 13
 CADENCES = 1000
+#: Kepler long cadence in days, and the flux level of a Kp ~ 13.7 star (e-/s).
+CADENCE_DAYS = 29.4244 / 1440.0
+FLUX_E_PER_S = 5.0e4
 
 
-def main() -> None:
-    root = shared_data_dir()
-    if root is None:
-        raise SystemExit("the real data folder is needed: set EXOPERIOD_SHARED_DATA")
-    with fits.open(root / SOURCE) as hdus:
-        table = hdus[1]
-        cut = fits.BinTableHDU(table.data[:CADENCES], header=table.header)
-        fits.HDUList([hdus[0].copy(), cut, *[h.copy() for h in hdus[2:]]]).writeto(CUT, overwrite=True, checksum=True)
-    data = CUT.read_bytes()
-    TRUNCATED.write_bytes(data[: int(0.6 * len(data))])
-    print(f"wrote {CUT} ({len(data) // 1024} KiB) and {TRUNCATED}")
+def write_kepler_llc(path: Path, seed: int = 8) -> Path:
+    """Write a simulated 1,000-cadence Kepler long-cadence FITS file to ``path``."""
+    rng = np.random.default_rng(seed)
+    sim = sample_star(rng, f"KIC {KEPLER_ID}")
+    lc = simulate_lightcurve(sim, rng, duration_days=CADENCES * CADENCE_DAYS)[:CADENCES]
+    relative = np.asarray(lc.flux.value, dtype=float)
+    error = np.asarray(lc.flux_err.value, dtype=float)
+    # SAP keeps a slow instrumental drift that PDC removes, as in real files.
+    drift = 1.0 + 0.02 * np.linspace(-1.0, 1.0, len(relative)) ** 2
+    columns = [
+        fits.Column("TIME", "D", unit="BJD - 2454833", array=np.asarray(lc.time.value, dtype=float)),
+        fits.Column("TIMECORR", "E", array=np.zeros(len(relative))),
+        fits.Column("CADENCENO", "J", array=np.arange(len(relative)) + 50_000),
+        fits.Column("SAP_FLUX", "E", unit="e-/s", array=FLUX_E_PER_S * relative * drift),
+        fits.Column("SAP_FLUX_ERR", "E", unit="e-/s", array=FLUX_E_PER_S * error),
+        fits.Column("PDCSAP_FLUX", "E", unit="e-/s", array=FLUX_E_PER_S * relative),
+        fits.Column("PDCSAP_FLUX_ERR", "E", unit="e-/s", array=FLUX_E_PER_S * error),
+        fits.Column("SAP_QUALITY", "J", array=np.asarray(lc["quality"].value, dtype=np.int32)),
+    ]
+    primary = fits.PrimaryHDU()
+    primary.header.update({"TELESCOP": "Kepler", "INSTRUME": "Kepler Photometer", "OBJECT": f"KIC {KEPLER_ID}",
+                           "KEPLERID": KEPLER_ID, "QUARTER": QUARTER, "OBSMODE": "long cadence"})
+    table = fits.BinTableHDU.from_columns(columns, name="LIGHTCURVE")
+    table.header.update({"TELESCOP": "Kepler", "OBJECT": f"KIC {KEPLER_ID}", "KEPLERID": KEPLER_ID,
+                         "TIMEREF": "SOLARSYSTEM", "TIMESYS": "TDB", "BJDREFI": 2454833, "BJDREFF": 0.0,
+                         "TIMEUNIT": "d", "EXPOSURE": CADENCES * CADENCE_DAYS})
+    aperture = fits.ImageHDU(np.full((4, 6), 3, dtype=np.int32), name="APERTURE")
+    fits.HDUList([primary, table, aperture]).writeto(path, overwrite=True, checksum=True)
+    return path
 
 
-if __name__ == "__main__":
-    main()
+def write_truncated(source: Path, path: Path) -> Path:
+    """``source`` cut at 60 % of its bytes."""
+    data = source.read_bytes()
+    path.write_bytes(data[: int(0.6 * len(data))])
+    return path

@@ -67,7 +67,7 @@ from ..search.preprocess import (
 )
 from ..search.readers import read_lightcurve
 from .inject import Planet, Star, planet_for_snr, transit_duration_hours, transit_model
-from .simulate import sample_star, simulate_lightcurve
+from .simulate import log_uniform, sample_star, simulate_lightcurve
 
 SECTOR_DAYS = 2 * TESS_ORBIT_DAYS
 #: TESS downlinks once per orbit, for about a day.
@@ -129,20 +129,16 @@ FLARE_PEAK_SIGMA = (5.0, 100.0)
 FLARE_DECAY_MINUTES = (10.0, 120.0)
 
 
-def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
-    return float(np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]))))
-
-
 def add_flares(lc: lk.LightCurve, rng: np.random.Generator, noise_ppm: float) -> lk.LightCurve:
     """``lc`` with flares: Poisson times, instant rise, exponential decay (relative flux)."""
     time = np.asarray(lc.time.value, dtype=float)
     flux = np.asarray(lc.flux.value, dtype=float).copy()
     span = float(time[-1] - time[0])
-    for _ in range(rng.poisson(_log_uniform(rng, FLARES_PER_DAY) * span)):
+    for _ in range(rng.poisson(log_uniform(rng, *FLARES_PER_DAY) * span)):
         start = float(rng.uniform(time[0], time[-1]))
-        decay_days = _log_uniform(rng, FLARE_DECAY_MINUTES) / MINUTES_PER_DAY
+        decay_days = log_uniform(rng, *FLARE_DECAY_MINUTES) / MINUTES_PER_DAY
         after = time >= start
-        flux[after] += (_log_uniform(rng, FLARE_PEAK_SIGMA) * noise_ppm * 1e-6
+        flux[after] += (log_uniform(rng, *FLARE_PEAK_SIGMA) * noise_ppm * 1e-6
                         * np.exp(-(time[after] - start) / decay_days))
     out = lc.copy()
     out.flux = flux
@@ -161,8 +157,8 @@ def simulated_background(rng: np.random.Generator, layout: str, n_segments: int,
     sim = sample_star(rng, star_id)
     family_rng = family_rng if family_rng is not None else np.random.default_rng()
     if variability == "fast_rotator":
-        sim = replace(sim, rotation_period_days=_log_uniform(family_rng, FAST_ROTATION_DAYS),
-                      variability_ppm=_log_uniform(family_rng, FAST_ROTATION_PPM))
+        sim = replace(sim, rotation_period_days=log_uniform(family_rng, *FAST_ROTATION_DAYS),
+                      variability_ppm=log_uniform(family_rng, *FAST_ROTATION_PPM))
     elif variability not in VARIABILITY_WEIGHTS:
         raise ValueError(f"variability must be one of {', '.join(VARIABILITY_WEIGHTS)}; not {variability!r}")
     if layout == "kepler":
@@ -218,11 +214,11 @@ def draw_planets(rng: np.random.Generator, detrended: lk.LightCurve, star: Star,
     for _ in range(200 * max(n, 1)):
         if len(out) == n:
             break
-        period = float(np.exp(rng.uniform(np.log(grid.min_days), np.log(grid.max_days))))
+        period = log_uniform(rng, grid.min_days, grid.max_days)
         if any(max(period, p.period_days) / min(period, p.period_days) < MIN_PERIOD_RATIO for p, _ in out):
             continue
         lo, hi = snr_range or (SNR_HIGH if rng.random() < SNR_HIGH_SHARE else SNR_LOW)
-        snr = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        snr = log_uniform(rng, lo, hi)
         try:
             planet = planet_for_snr(time, snr, period, time[0] + float(rng.uniform(0, period)),
                                     float(rng.uniform(0, IMPACT_MAX)), star, noise_ppm, exposure)

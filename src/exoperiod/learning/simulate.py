@@ -195,7 +195,7 @@ def noise_per_cadence_ppm(
     return float(cdpp6_ppm * np.sqrt(CDPP_WINDOW_HOURS * 60.0 / cadence_minutes))
 
 
-def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+def log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
@@ -232,8 +232,8 @@ def sample_star(rng: np.random.Generator, star_id: str) -> SimulatedStar:
     mass *= float(np.exp(rng.normal(0.0, 0.05)))
     logg = LOGG_SUN_CGS + np.log10(mass) - 2.0 * np.log10(radius)
     cdpp6 = _truncated(rng, lambda r: r.lognormal(np.log(100.0), 0.7), 20.0, 1000.0)
-    rotation_period = _log_uniform(rng, 1.0, 40.0)
-    variability = _log_uniform(rng, 100.0, 10_000.0)
+    rotation_period = log_uniform(rng, 1.0, 40.0)
+    variability = log_uniform(rng, 100.0, 10_000.0)
     has_systematics = bool(rng.random() < SYSTEMATICS_PROBABILITY)
     return SimulatedStar(
         star_id=star_id,
@@ -298,12 +298,12 @@ def _systematics(
     offset = np.zeros(n)
     bounds = np.append(segment_starts, n)
     for i0, i1 in zip(bounds[:-1], bounds[1:]):
-        amplitude = _log_uniform(rng, 100e-6, 1000e-6) * rng.choice((-1.0, 1.0))
+        amplitude = log_uniform(rng, 100e-6, 1000e-6) * rng.choice((-1.0, 1.0))
         tau = rng.uniform(0.2, 1.5)
         offset[i0:i1] += amplitude * np.exp(-(time_days[i0:i1] - time_days[i0]) / tau)
     if rng.random() < 0.5:
         i_drop = int(rng.integers(n))
-        drop = _log_uniform(rng, 200e-6, 2000e-6)
+        drop = log_uniform(rng, 200e-6, 2000e-6)
         recovered = rng.uniform(0.0, 0.7)
         tau = rng.uniform(0.5, 3.0)
         dt = time_days[i_drop:] - time_days[i_drop]
