@@ -14,7 +14,7 @@ on a local Dask cluster of ``--workers`` processes. Measured:
   not spent inside ``predict``, per light curve: imports and model loading on the
   workers, scheduling, serialisation, Parquet writing.
 
-Also the CPU of 4-year (Kepler Q1-Q17 long) simulated light curves and, when
+The same for 4-year (Kepler Q1-Q17 long) simulated light curves; and the CPU, when
 ``../shared/data`` is there, of real TESS 2-minute SPOC sectors; from these the cost of
 the whole Kepler archive (~200,000 stars x 17 quarters) and of one TESS year (~1 million
 light curves) in core-hours, and in wall hours on a 1,000-core cluster at the measured
@@ -23,7 +23,7 @@ does. Writes ``benchmarks/results/scale.md``.
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/scale.py [--quarters 200] [--long 3] [--workers 2]
+    PYTHONPATH=src python benchmarks/scale.py [--quarters 2000] [--long 100] [--workers 2]
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ import torch  # noqa: E402
 
 from exoperiod.learning.simulate import simulate_star  # noqa: E402
 from exoperiod.paths import shared_data_dir  # noqa: E402
-from exoperiod.search.batch import predict_archive, worker_model  # noqa: E402
+from exoperiod.search.batch import INPUTS_PER_TASK, local_cluster, predict_archive, worker_model  # noqa: E402
 from exoperiod.search.model import DEFAULT_MODEL_PATH  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "scale.md"
@@ -55,6 +55,8 @@ KEPLER_STARS, KEPLER_QUARTERS = 200_000, 17
 TESS_LIGHTCURVES_PER_YEAR = 1_000_000
 CLUSTER_CORES = 1_000
 FOUR_YEARS_DAYS = 1460.0
+#: The populations run through both engines (folder name: what the table calls them).
+POPULATIONS = {"quarters": "simulated 90-d Kepler quarter", "long": "simulated 4-year Kepler light curve"}
 
 
 def _write_quarters(folder: Path, n: int, seed: int, duration_days: float = 90.0) -> None:
@@ -87,10 +89,9 @@ def _run(inputs: list[str], out: Path, workers: int) -> dict:
         cpu_workers, startup = 0.0, {}
         peaks_mb = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]
     else:
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-                Client(cluster, set_as_default=False) as client:
+        with local_cluster(workers) as cluster, Client(cluster, set_as_default=False) as client:
             # Start-up (imports, model loading) is measured apart: an archive run amortises it.
             startup = client.run(_load_model)
             before = client.run(time.process_time)
@@ -100,10 +101,12 @@ def _run(inputs: list[str], out: Path, workers: int) -> dict:
             peaks_mb = sorted(client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024).values())
     wall = time.perf_counter() - start
     cpu_total = time.process_time() - cpu_here + cpu_workers
-    steady_n = len(arrivals) - workers
+    # Steady: the rows after each worker's first task, over the time since the last of those.
+    first = min(len(arrivals) - 1, workers * INPUTS_PER_TASK if workers > 1 else 1)
     predict_cpu = [_cpu_seconds(r) for r in rows]
     return {"n": len(rows), "errors": sum(bool(r["error"]) for r in rows), "wall": wall,
-            "end_to_end": len(rows) / wall, "steady": steady_n / (arrivals[-1] - arrivals[workers - 1]),
+            "end_to_end": len(rows) / wall,
+            "steady": (len(arrivals) - first) / (arrivals[-1] - arrivals[first - 1]),
             "cpu": float(np.mean(predict_cpu)), "overhead": (cpu_total - sum(predict_cpu)) / len(rows),
             "startup": float(np.mean(list(startup.values()))) if startup else float("nan"), "peaks_mb": peaks_mb}
 
@@ -136,8 +139,8 @@ def _single_cpu(inputs: list[str], out: Path) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quarters", type=int, default=200, help="simulated 90-day quarters")
-    parser.add_argument("--long", type=int, default=3, help="simulated 4-year light curves (CPU only)")
+    parser.add_argument("--quarters", type=int, default=2000, help="simulated 90-day quarters")
+    parser.add_argument("--long", type=int, default=100, help="simulated 4-year light curves")
     parser.add_argument("--tess", type=int, default=4, help="real TESS 2-min sectors from ../shared/data (CPU only)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
@@ -152,14 +155,16 @@ def main() -> None:
         (tmp / "long").mkdir()
         _write_quarters(tmp / "quarters", args.quarters, args.seed)
         _write_quarters(tmp / "long", args.long, args.seed + args.quarters, duration_days=FOUR_YEARS_DAYS)
-        quarters = [str(p) for p in sorted((tmp / "quarters").iterdir())]
-        one = _run(quarters, tmp / "one.parquet", 1)
-        many = _run(quarters, tmp / "many.parquet", args.workers)
-        long_cpu, n_long = _single_cpu([str(p) for p in sorted((tmp / "long").iterdir())], tmp / "long.parquet")
+        runs = {}
+        for population in POPULATIONS:
+            inputs = [str(p) for p in sorted((tmp / population).iterdir())]
+            runs[population] = (_run(inputs, tmp / f"{population}-one.parquet", 1),
+                                _run(inputs, tmp / f"{population}-many.parquet", args.workers))
         tess_cpu, n_tess = _single_cpu(_tess_two_minute(args.tess), tmp / "tess.parquet")
     load_after = os.getloadavg()
 
-    ratio = many["steady"] / one["steady"]
+    one, many = runs["quarters"]
+    long_cpu = runs["long"][0]["cpu"]
     # Measured within the cluster run, so that the machine's load (which changes between
     # runs on a shared machine) cancels: the share of the workers' CPU spent predicting.
     efficiency = many["cpu"] / (many["cpu"] + max(many["overhead"], 0.0))
@@ -180,23 +185,26 @@ def main() -> None:
         "(a shared machine: wall times and the ratio are pessimistic when it exceeds the core count; "
         "CPU per light curve is not affected).",
         "",
-        "| engine | light curves | errors | wall s | end-to-end lc/s | steady lc/s | CPU s per lc in predict | "
-        "overhead CPU s per lc | peak memory per process MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| light curves | engine | n | errors | wall s | end-to-end lc/s | steady lc/s | "
+        "CPU s per lc in predict | overhead CPU s per lc | peak memory per process MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in (("this process", one), (f"local cluster, {args.workers} workers", many)):
-        lines.append(f"| {name} | {r['n']} | {r['errors']} | {r['wall']:.1f} | {r['end_to_end']:.2f} | "
-                     f"{r['steady']:.2f} | {r['cpu']:.3f} | {r['overhead']:.3f} | "
-                     f"{', '.join(f'{m:.0f}' for m in r['peaks_mb'])} |")
+    for population, pair in runs.items():
+        for name, r in zip(("this process", f"local cluster, {args.workers} workers"), pair):
+            lines.append(f"| {POPULATIONS[population]} | {name} | {r['n']} | {r['errors']} | {r['wall']:.1f} | "
+                         f"{r['end_to_end']:.2f} | {r['steady']:.2f} | {r['cpu']:.3f} | {r['overhead']:.3f} | "
+                         f"{', '.join(f'{m:.0f}' for m in r['peaks_mb'])} |")
+    ratios = "; ".join(f"{POPULATIONS[p]}: **{many_['steady'] / one_['steady']:.2f}x** steady, "
+                       f"{many_['end_to_end'] / one_['end_to_end']:.2f}x end to end"
+                       for p, (one_, many_) in runs.items())
     lines += [
         "",
-        f"Steady throughput ratio, {args.workers} workers / one process: **{ratio:.2f}x** on this machine "
-        f"at its load. On the cluster {efficiency:.0%} of the CPU went into `predict` "
-        f"(start-up apart: {many['startup']:.1f} CPU s per worker to import and load the model), "
+        f"Throughput ratio, {args.workers} workers / one process ({INPUTS_PER_TASK} light curves per Dask task), "
+        f"on this machine at its load: {ratios}. On the quarters' cluster run {efficiency:.0%} of the CPU went "
+        f"into `predict` (start-up apart: {many['startup']:.1f} CPU s per worker to import and load the model), "
         f"i.e. {args.workers * efficiency:.2f}x on {args.workers} free cores.",
         "",
-        f"CPU per light curve: 4-year simulated light curve {long_cpu:.2f} s (n = {n_long}); "
-        f"real TESS 2-min sector {tess_cpu:.2f} s (n = {n_tess}).",
+        f"CPU per light curve: real TESS 2-min sector {tess_cpu:.2f} s (n = {n_tess}).",
         "",
         f"## Extrapolation (paper estimate, {CLUSTER_CORES:,} cores at {efficiency:.0%} efficiency)",
         "",

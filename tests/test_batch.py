@@ -17,12 +17,14 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from distributed.diagnostics.plugin import WorkerPlugin
 from typer.testing import CliRunner
 
 from exoperiod.cli import app
 from exoperiod.learning.simulate import simulate_star
-from exoperiod.search.batch import PredictOptions, dask_executor, predict_archive
+from exoperiod.search.batch import PredictOptions, dask_executor, local_cluster, predict_archive
 from exoperiod.search.inputs import iter_inputs
 from exoperiod.search.outputs import JOURNAL_NAME, read_results
 from exoperiod.search.predict import predict_paths
@@ -64,11 +66,10 @@ def reference(archive, model_file) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A local Dask cluster of 2 worker processes, one thread each (as ``--workers 2`` starts)."""
-    from distributed import Client, LocalCluster
+    """The local Dask cluster that ``--workers 2`` starts."""
+    from distributed import Client
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as local, \
-            Client(local, set_as_default=False) as client:
+    with local_cluster(2) as local, Client(local, set_as_default=False) as client:
         yield local, client
 
 
@@ -76,9 +77,9 @@ def _without_timing(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in ("timing_seconds", "index")}
 
 
-def _assert_parquet_matches(folder: Path, reference: list[dict]) -> None:
+def _assert_parquet_matches(results: Path | pd.DataFrame, reference: list[dict]) -> None:
     """One row per input, each equal (bit for bit) to the single-process prediction."""
-    rows = read_results(folder)
+    rows = results if isinstance(results, pd.DataFrame) else read_results(results)
     assert list(rows["input"]) == [r["input"] for r in reference]
     assert list(rows["index"]) == list(range(len(reference)))
     for (_, row), ref in zip(rows.iterrows(), reference):
@@ -136,6 +137,45 @@ def _journal_rows(folder: Path) -> int:
 
 def _journal_inputs(journal: Path) -> set[str]:
     return {json.loads(line)["input"] for line in journal.read_text().splitlines()}
+
+
+class _DiesOnPoison(WorkerPlugin):
+    """A Dask worker plugin: the worker process dies, as an out-of-memory kill would, when
+    it predicts an input whose name has "poison" in it (re-installed on restarted workers)."""
+
+    def setup(self, worker) -> None:
+        from exoperiod.search import batch
+
+        predict_row = batch._predict_row
+
+        def dying(index: int, path: str, *args):
+            if "poison" in path:
+                os._exit(1)
+            return predict_row(index, path, *args)
+
+        batch._predict_row = dying
+
+
+@pytest.mark.slow
+def test_an_input_that_kills_its_workers_becomes_an_error_row_and_its_task_mates_are_predicted(
+        archive, model_file, reference, tmp_path):
+    import dask
+    from distributed import Client
+
+    poison = tmp_path / "poison.npz"
+    poison.write_bytes(next(archive.glob("*.npz")).read_bytes())
+    # No retries on other workers: the first death of a task counts, which keeps the test short.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), local_cluster(2) as local, \
+            Client(local, set_as_default=False) as client:
+        client.register_plugin(_DiesOnPoison(), name="dies-on-poison")
+        out = tmp_path / "results.parquet"
+        summary = predict_archive([archive, poison], model_file, OPTIONS, scheduler=local.scheduler_address,
+                                  out=out)
+    assert (summary.predicted, summary.failed) == (N_LIGHTCURVES, 2)
+    rows = read_results(out)
+    assert list(rows["index"]) == list(range(N_LIGHTCURVES + 2))
+    assert "died" in rows["error"].iloc[-1] and rows["input"].iloc[-1] == str(poison)
+    _assert_parquet_matches(rows.iloc[:-1], reference)
 
 
 @pytest.mark.slow

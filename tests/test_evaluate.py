@@ -9,6 +9,7 @@ import math
 import sys
 from pathlib import Path
 
+import lightkurve as lk
 import numpy as np
 import pytest
 
@@ -18,6 +19,7 @@ from exoperiod.learning.datasets import build_datasets
 from exoperiod.learning.evaluate import (
     EvaluationResult,
     bin_alias,
+    bls_duration_hours,
     evaluate_model,
     false_alarm_rates,
     period_alias,
@@ -84,6 +86,31 @@ def test_report_and_plots_are_written(evaluation):
     assert not [p for p in out.iterdir() if ".tmp" in p.name]
     assert {s for s, _, _ in stages} == {"load", "model", "report"}
     assert ("model", stages[-3][2], stages[-3][2]) in stages  # the model stage ends at its total
+
+
+def test_refined_evaluation_sets_refined_and_bls_durations_beside_the_head(tiny_dataset, shipped_model, tmp_path):
+    config, root = tiny_dataset
+    result = evaluate_model(shipped_model, root, config, split="train", out_dir=tmp_path, refine=True)
+    refined = result.refined
+    # 20 simulated synthetics; the shipped model finds most of them at the right period.
+    assert refined.n_duration >= 5
+    assert 0.0 <= refined.bls_duration_top1 <= 1.0 and 0.0 <= refined.duration_top1 <= 1.0
+    report = (tmp_path / "report.md").read_text()
+    assert f"refined (limb-darkened fit, T14), top-1 period right ({refined.n_duration} planets)" in report
+    assert "astropy BLS's best box at the same period, same planets" in report
+
+
+def test_bls_duration_is_the_box_of_a_boxy_transit():
+    rng = np.random.default_rng(3)
+    time_days = np.arange(0.0, 60.0, 0.5 / 24)
+    period_days, duration_hours = 3.7, 4.0
+    in_transit = np.abs((time_days - 1.0 + 0.5 * period_days) % period_days - 0.5 * period_days) < duration_hours / 48
+    flux = 1.0 - 1e-3 * in_transit + 1e-4 * rng.standard_normal(time_days.size)
+    lc = lk.LightCurve(time=time_days, flux=flux)
+    trials = np.geomspace(1.0, 20.0, 100)
+    assert bls_duration_hours(lc, period_days, trials) == pytest.approx(duration_hours, rel=0.04)
+    # No box of a quarter of the period or longer: a 1-day period leaves boxes under 6 h.
+    assert bls_duration_hours(lc, 1.0, trials) < 6.0
 
 
 def test_mismatched_config_is_refused(tiny_dataset, untrained_model):

@@ -21,6 +21,7 @@ A block that cannot run for another stated reason opts out with a comment line
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -139,3 +140,19 @@ def test_the_json_contract_of_the_readme_holds(shared_data: Path, shipped_model)
     assert set(example["candidates"][0]) <= set(got["candidates"][0])
     assert len(got["bin_probabilities"]) == len(got["bin_centers_days"]) == 100
 
+
+
+def test_the_readme_dask_config_file_gives_a_cluster_of_your_own_what_workers_n_gets() -> None:
+    import dask
+    import distributed  # noqa: F401 - registers Dask's distributed defaults
+    import yaml
+
+    from exoperiod.search.batch import WORKER_DASK_CONFIG
+
+    (code,) = [code for lang, code, _ in _blocks() if lang == "yaml"]
+    from_file = dask.config.update(copy.deepcopy(dask.config.config), yaml.safe_load(code))
+    with dask.config.set(WORKER_DASK_CONFIG):
+        local = copy.deepcopy(dask.config.get("distributed"))
+    assert from_file["distributed"] == local
+    assert local["worker"]["profile"]["enabled"] is False
+    assert local["nanny"]["pre-spawn-environ"]["MALLOC_TRIM_THRESHOLD_"] is None

@@ -31,3 +31,7 @@ LOGG_SUN_CGS = 4.438  # solar surface gravity log10(g / [cm / s^2]) = log10(G M_
 #: Central-transit duration of a Sun-like star at a period of one year [h]: 13 h for the
 #: Earth (Seager & Mallen-Ornelas 2003, eq. 19 with b = 0); it scales as P^(1/3).
 SUN_T14_HOURS_AT_1YR = 13.0
+#: Quadratic limb-darkening coefficients (u1, u2) of a Sun-like star (Teff 5750 K,
+#: log g 4.5, [Fe/H] 0) in the Kepler band: Claret et al. (2013, A&A 552, A16), the grid
+#: learning.inject tabulates. The transit shape the refinement fits to measure T14.
+KEPLER_SOLAR_LIMB_DARKENING = (0.49, 0.18)

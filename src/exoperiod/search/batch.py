@@ -15,8 +15,10 @@ Each worker loads the model once (a cache keyed by the model file) and runs torc
 thread, so N workers use N cores. Inputs are streamed from
 :func:`exoperiod.search.inputs.iter_inputs` and at most ``IN_FLIGHT_PER_THREAD`` tasks per worker
 thread are submitted at a time, so the driver's memory does not grow with the archive.
-A worker that dies has its task run again on another worker (Dask reschedules it); an
-input that kills ``distributed.scheduler.allowed-failures`` workers in a row becomes an
+A task predicts ``INPUTS_PER_TASK`` inputs, so that scheduling costs little beside a
+0.15-s quarter. A worker that dies has its task run again on another worker (Dask
+reschedules it); a task that kills ``distributed.scheduler.allowed-failures`` workers in a
+row is split into one task per input, and an input that still kills its workers becomes an
 error row instead of stopping the run.
 
 Each result goes to the outputs (:mod:`exoperiod.search.outputs`) as soon as it arrives. Inputs
@@ -45,6 +47,11 @@ from .model import DEFAULT_MODEL_PATH, PeriodModel
 from .outputs import JsonResults, ParquetResults
 from .predict import Prediction, predict_paths
 
+#: Inputs predicted by one Dask task. A task costs the cluster ~17 ms of CPU (scheduling,
+#: serialisation; benchmarks/results/scale.md) where a Kepler quarter takes ~0.15 s, so one
+#: input per task spends ~10 % on the engine; 8 bring that under 2 %, and a killed run loses
+#: at most 8 inputs per task in flight.
+INPUTS_PER_TASK = 8
 #: Tasks submitted per worker thread: one running, one queued so that no worker waits
 #: for the driver between two light curves.
 IN_FLIGHT_PER_THREAD = 2
@@ -54,6 +61,19 @@ MIN_IN_FLIGHT = 4
 RESIZE_SECONDS = 5.0
 #: Seconds to wait for an existing scheduler to answer.
 CONNECT_TIMEOUT_SECONDS = 30
+
+#: Dask settings of the workers ``--workers N`` starts (the README gives them as a YAML
+#: file for a cluster of your own), measured with benchmarks/scale.py on 2 workers:
+#: - no statistical profiler: sampling each worker's stack every 10 ms cost 5 % of the
+#:   throughput, for a dashboard tab that triage does not need;
+#: - no ``MALLOC_TRIM_THRESHOLD_`` (the nanny sets 65536 to hand freed memory back to the
+#:   system): setting it turns off glibc's adaptive mmap threshold, so every large array
+#:   of a 4-year light curve is mapped and faulted in afresh, +40 % CPU per light curve.
+#:   Without it a worker keeps its peak heap (~1 GB), which the bounded tasks bound.
+WORKER_DASK_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+}
 
 ResultCallback = Callable[[dict], None]
 
@@ -228,15 +248,16 @@ def worker_model(model_path: str) -> PeriodModel:
     return _WORKER_MODELS[model_path]
 
 
-def _predict_on_worker(index: int, path: str, model_path: str, options: PredictOptions) -> dict:
-    """The task run on a Dask worker."""
-    return _predict_row(index, path, worker_model(model_path), options)
+def _predict_on_worker(task: list[tuple[int, str]], model_path: str, options: PredictOptions) -> list[dict]:
+    """The task run on a Dask worker: one row per (index, path) of ``task``."""
+    model = worker_model(model_path)
+    return [_predict_row(index, path, model, options) for index, path in task]
 
 
 @contextmanager
 def _client(workers: int, scheduler: str | None) -> Iterator:
     """A client of the scheduler, or of a local cluster that lives as long as it."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if scheduler is not None:
         try:
@@ -247,11 +268,21 @@ def _client(workers: int, scheduler: str | None) -> Iterator:
         with client:
             yield client
         return
+    with local_cluster(workers) as cluster, Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+@contextmanager
+def local_cluster(workers: int) -> Iterator:
+    """The local Dask cluster that ``--workers N`` starts: N processes of one thread each."""
+    import dask
+    from distributed import LocalCluster
+
     # A random dashboard port: several users (or runs) share one machine.
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=logging.ERROR) as cluster:
-        with Client(cluster, set_as_default=False) as client:
-            yield client
+    with dask.config.set(WORKER_DASK_CONFIG), \
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                         silence_logs=logging.ERROR) as cluster:
+        yield cluster
 
 
 @contextmanager
@@ -267,12 +298,14 @@ def dask_executor(workers: int = 1, scheduler: str | None = None) -> Iterator[tu
 
 
 def _on_dask(client, jobs: Iterator[tuple[int, str]], model_path: str, options: PredictOptions) -> Iterator[dict]:
-    """Results of ``jobs`` in the order they complete, with a bounded number in flight."""
+    """Results of ``jobs`` in the order their tasks complete, with a bounded number in flight."""
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
     run = uuid.uuid4().hex[:8]
-    in_flight: dict[str, tuple[int, str]] = {}
+    in_flight: dict[str, list[tuple[int, str]]] = {}
+    # The inputs of a task that killed its workers, tried one per task to find the culprit.
+    alone: list[tuple[int, str]] = []
     pending = as_completed(loop=client.loop)
 
     def limit() -> int:
@@ -280,29 +313,35 @@ def _on_dask(client, jobs: Iterator[tuple[int, str]], model_path: str, options: 
 
     def top_up(bound: int) -> None:
         while pending.count() < bound:
-            job = next(jobs, None)
-            if job is None:
+            task = [alone.pop(0)] if alone else list(itertools.islice(jobs, INPUTS_PER_TASK))
+            if not task:
                 return
-            future = client.submit(_predict_on_worker, *job, model_path, options, pure=False,
-                                   key=f"exoperiod-predict-{run}-{job[0]}")
-            in_flight[future.key] = job
+            future = client.submit(_predict_on_worker, task, model_path, options, pure=False,
+                                   key=f"exoperiod-predict-{run}-{task[0][0]}-{len(task)}")
+            in_flight[future.key] = task
             pending.add(future)
 
     bound, resized = limit(), time.monotonic()
     top_up(bound)
     for future in pending:
-        index, path = in_flight.pop(future.key)
+        task = in_flight.pop(future.key)
         try:
-            row = future.result()
+            rows = future.result()
         except KilledWorker:
-            row = {**Prediction.failed(path, f"{path}: the workers running it died (out of memory or a crash) "
-                                             "every time it was tried").to_dict(), "index": index}
+            if len(task) > 1:
+                alone.extend(task)
+                rows = []
+            else:
+                index, path = task[0]
+                rows = [{**Prediction.failed(path, f"{path}: the workers running it died (out of memory or a crash) "
+                                                   "every time it was tried").to_dict(), "index": index}]
         except Exception as err:  # noqa: BLE001 - predict_paths catches what an input can cause
-            raise ClusterError(f"the Dask cluster could not run the prediction of {path} "
+            more = f" (and {len(task) - 1} more inputs)" if len(task) > 1 else ""
+            raise ClusterError(f"the Dask cluster could not run the prediction of {task[0][1]}{more} "
                                f"({type(err).__name__}: {' '.join(str(err).split())}); the scheduler and the "
                                "workers need exoperiod and its dependencies installed as here") from None
         future.release()
-        yield row
+        yield from rows
         if time.monotonic() - resized > RESIZE_SECONDS:
             bound, resized = limit(), time.monotonic()
         top_up(bound)
