@@ -53,7 +53,7 @@ from .predict import Prediction, predict_paths
 #: at most 8 inputs per task in flight.
 INPUTS_PER_TASK = 8
 #: Tasks submitted per worker thread: one running, one queued so that no worker waits
-#: for the driver between two light curves.
+#: for the driver between two tasks.
 IN_FLIGHT_PER_THREAD = 2
 #: Tasks in flight while a cluster has no worker yet (a batch job still in the queue).
 MIN_IN_FLIGHT = 4
@@ -336,8 +336,8 @@ def _on_dask(client, jobs: Iterator[tuple[int, str]], model_path: str, options: 
                 rows = [{**Prediction.failed(path, f"{path}: the workers running it died (out of memory or a crash) "
                                                    "every time it was tried").to_dict(), "index": index}]
         except Exception as err:  # noqa: BLE001 - predict_paths catches what an input can cause
-            more = f" (and {len(task) - 1} more inputs)" if len(task) > 1 else ""
-            raise ClusterError(f"the Dask cluster could not run the prediction of {task[0][1]}{more} "
+            inputs = f"a task of {len(task)} inputs starting at {task[0][1]}" if len(task) > 1 else task[0][1]
+            raise ClusterError(f"the Dask cluster could not run the prediction of {inputs} "
                                f"({type(err).__name__}: {' '.join(str(err).split())}); the scheduler and the "
                                "workers need exoperiod and its dependencies installed as here") from None
         future.release()

@@ -152,7 +152,7 @@ def search_outside_grid(
     fits = [f for f in fits if f.snr >= threshold]
     if not fits:
         return None, notes
-    fit = max(fits, key=lambda f: f.snr)
+    fit = search.transit_shape(max(fits, key=lambda f: f.snr), standardized)
     searched = f"[{grid.min_days:g}, {grid.max_days:g}] d"
     candidate = candidate_from_fit(search, fit, float("nan"), -1, 0, standardized,
                                    [f"outside the model grid {searched}, found by BLS"])

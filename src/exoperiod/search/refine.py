@@ -73,9 +73,9 @@ SEED_STEPS = 4
 #: range over SHAPE_DURATION_RANGE times the box's, its mid-time move by half a box.
 SHAPE_WINDOW_DURATIONS = 3.0
 SHAPE_DURATION_RANGE = (0.5, 2.5)
-#: Folded cadences beyond this many are averaged in as many phase bins (each far
-#: narrower than an exposure) before the fit: a 1-d planet in 4 years folds ~20,000
-#: cadences into the window, and the fit's cost follows the points.
+#: Folded cadences beyond this many are averaged in as many phase bins (each 3 % of the
+#: box duration) before the fit: a 1-d planet in 4 years folds ~20,000 cadences into the
+#: window, and the fit's cost follows the points.
 SHAPE_MAX_POINTS = 200
 #: Points per cadence at which the transit model is averaged over the exposure.
 SUPERSAMPLE = 7
@@ -296,7 +296,7 @@ class TransitSearch:
         """The first mid-transit time of this ephemeris at or after the start of the data."""
         return float(t0_days + period_days * np.ceil((self.time_days.min() - t0_days) / period_days))
 
-    def transit_shape(self, fit: BoxFit) -> BoxFit:
+    def transit_shape(self, fit: BoxFit, standardized: bool = False) -> BoxFit:
         """``fit`` with the duration and mid-time of a limb-darkened transit fitted to its folded transit.
 
         A box fits the flat bottom of a limb-darkened transit and leaves out most of
@@ -308,10 +308,13 @@ class TransitSearch:
         star, :data:`~exoperiod.constants.KEPLER_SOLAR_LIMB_DARKENING`; integrated over
         each cadence's exposure, the median time step, or a 29.4-min Kepler cadence would
         lengthen every transit by half an hour) is fitted with its mid-time, T14, impact
-        parameter and radius ratio free, and depth and baseline solved linearly at each
-        step (flux units do not matter: standardized flux works too). Depth and SNR stay
-        the box's: they are what the BLS detection statistic means. ``fit`` is returned
-        unchanged when the fit fails or the folded window holds too few cadences.
+        parameter, radius ratio and baseline free, the depth being the radius ratio's.
+        For ``standardized`` flux, whose depth is in noise units and says nothing of the
+        radius ratio, depth and baseline are solved linearly at each step instead. Depth
+        and SNR stay the box's: they are what the BLS detection statistic means. ``fit``
+        is returned unchanged when the fit cannot start or the folded window holds too
+        few cadences; a fit stopped by the cap of :data:`SHAPE_FIT_OPTIONS` keeps where
+        it got.
         """
         period, box = fit.period_days, fit.duration_days
         half_window = min(SHAPE_WINDOW_DURATIONS * box, 0.5 * period)
@@ -323,14 +326,12 @@ class TransitSearch:
         exposure_days = float(np.median(np.diff(self.time_days)))
         lo, hi = SHAPE_DURATION_RANGE
         max_days = min(hi * box, MAX_DUTY_CYCLE * period, 2 * half_window)
-        shape = _TransitShape(x, period, exposure_days)
         out = np.abs(x) > box
         baseline = float(np.median(y[out])) if out.any() else float(np.median(y))
-
-        # Relative flux: the depth ties the radius ratio, and with it the ingress, to the
-        # limb-darkened shape. Standardized flux (baseline 0, depth in noise units) has no
-        # such tie: the depth and baseline are then solved linearly at each step.
-        relative = baseline > 0 and fit.depth < 0.5 * baseline
+        # Parameters: mid-time shift, T14, impact parameter, radius ratio and, for relative
+        # flux, the baseline (standardized flux: depth and baseline solved linearly).
+        relative = not standardized and baseline > 0
+        n = 5 if relative else 4
 
         def residuals(p: np.ndarray) -> np.ndarray:
             dip = shape.dip(*p[:4])
@@ -339,16 +340,14 @@ class TransitSearch:
             design = np.column_stack([np.ones_like(dip), -dip]) * weight[:, None]
             return design @ np.linalg.lstsq(design, y * weight, rcond=None)[0] - y * weight
 
-        # Parameters: mid-time shift, T14, impact parameter, radius ratio, baseline.
         rp_rs = float(np.clip(np.sqrt(fit.depth / baseline), 0.01, 0.5)) if relative else 0.05
-        start = [0.0, float(np.clip(1.2 * box, lo * box, max_days)), 0.3, rp_rs, baseline]
-        bounds = ([-0.5 * box, lo * box, 0.0, 0.005, -np.inf], [0.5 * box, max_days, 1.0, 0.6, np.inf])
+        start = [0.0, float(np.clip(1.2 * box, lo * box, max_days)), 0.3, rp_rs, baseline][:n]
+        bounds = ([-0.5 * box, lo * box, 0.0, 0.005, -np.inf][:n], [0.5 * box, max_days, 1.0, 0.6, np.inf][:n])
         try:
+            shape = _TransitShape(x, period, exposure_days)
             result = least_squares(residuals, start, bounds=bounds, **SHAPE_FIT_OPTIONS,
-                                   x_scale=[box, box, 0.3, rp_rs, fit.depth])
+                                   x_scale=[box, box, 0.3, rp_rs, fit.depth][:n])
         except ValueError:
-            return fit
-        if result.status < 0:
             return fit
         shift, t14 = float(result.x[0]), float(result.x[1])
         return replace(fit, t0_days=self.first_transit(fit.t0_days + shift, period), duration_days=t14)
@@ -440,8 +439,10 @@ class _TransitShape:
         self.params.t0, self.params.per, self.params.rp, self.params.a = 0.0, period_days, 0.1, 10.0
         self.params.inc, self.params.ecc, self.params.w = 90.0, 0.0, 90.0
         self.params.limb_dark, self.params.u = "quadratic", list(KEPLER_SOLAR_LIMB_DARKENING)
-        self.model = batman.TransitModel(self.params, phase_days, supersample_factor=SUPERSAMPLE,
-                                         exp_time=exposure_days)
+        # No exposure to average over (duplicated time stamps): the instantaneous shape.
+        smeared = exposure_days > 0
+        self.model = batman.TransitModel(self.params, phase_days, supersample_factor=SUPERSAMPLE if smeared else 1,
+                                         exp_time=exposure_days if smeared else 0.0)
 
     def dip(self, shift_days: float, t14_days: float, impact: float, rp_rs: float) -> np.ndarray:
         # T14 = P/pi * arcsin(sqrt((1 + k)^2 - b^2) / (a sin i)) (Winn 2010, eq. 14) solved
@@ -522,7 +523,7 @@ def refine_bin(
     lo_days, hi_days = lo_days / margin, hi_days * margin
     box = search.search(lo_days, hi_days) if seed_period_days is None else search.search_near(seed_period_days, SEED_STEPS)
     # TLS, when used, replaces this: it fits a transit shape, its duration is already T14.
-    fit = search.transit_shape(box)
+    fit = search.transit_shape(box, standardized)
     notes = []
     if use_tls and standardized:
         # TLS fits a limb-darkened transit to relative flux; standardized flux has none.
