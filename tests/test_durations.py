@@ -6,7 +6,7 @@ curve of ../shared/data, is refined from the model bin holding its catalogue per
 SNR > 15, its duration must match ``koi_duration`` (T14, first to last contact).
 Measured (the shipped config's preprocessing): 9 such planets; the BLS box alone gave
 0.72 - 0.98 of T14 (median 0.85, Kepler-62 d at 2.1 h for 2.94 h); the trapezoid fit that
-came next 0.90 - 1.17 (median 1.10); the limb-darkened fit 0.87 - 1.05 (median 0.99).
+came next 0.90 - 1.17 (median 1.10); the limb-darkened fit 0.88 - 1.05 (median 1.00).
 """
 
 from __future__ import annotations
