@@ -45,6 +45,7 @@ from pathlib import Path
 
 import lightkurve as lk
 import numpy as np
+from astropy.timeseries import BoxLeastSquares
 from scipy.special import expit
 
 from ..config import Config, ConfigError
@@ -53,6 +54,7 @@ from ..files import atomic_write_text, json_safe
 from ..grid import HARMONICS, PeriodGrid
 from ..plotting import pyplot, save_figure
 from ..search.model import PeriodModel
+from ..search.refine import MAX_DUTY_CYCLE
 from .datasets.shards import read_series
 from .datasets.store import KINDS, DatasetError, SplitSample
 from .train import Split, load_split, top_k_recovery
@@ -382,10 +384,6 @@ def bls_duration_hours(lc: lk.LightCurve, period_days: float, durations_hours: n
     """astropy BLS's transit duration at ``period_days``: its most powerful box among
     ``durations_hours`` (those shorter than a quarter of the period), the estimate a BLS
     user reads, set beside the refined duration on the same detrended light curve."""
-    from astropy.timeseries import BoxLeastSquares
-
-    from ..search.refine import MAX_DUTY_CYCLE
-
     durations_days = durations_hours[durations_hours < MAX_DUTY_CYCLE * period_days * HOURS_PER_DAY] / HOURS_PER_DAY
     result = BoxLeastSquares(lc.time.value, lc.flux.value).power([period_days], durations_days)
     return float(result.duration[0]) * HOURS_PER_DAY

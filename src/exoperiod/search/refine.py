@@ -524,18 +524,16 @@ def refine_bin(
     margin = (hi_days / lo_days) ** BIN_MARGIN
     lo_days, hi_days = lo_days / margin, hi_days * margin
     box = search.search(lo_days, hi_days) if seed_period_days is None else search.search_near(seed_period_days, SEED_STEPS)
-    # TLS, when used, replaces this: it fits a transit shape, its duration is already T14.
-    fit = search.transit_shape(box, standardized)
-    notes = []
+    fit, notes = None, []
     if use_tls and standardized:
         # TLS fits a limb-darkened transit to relative flux; standardized flux has none.
         notes.append("TLS skipped for standardized flux; BLS values shown")
     elif use_tls:
-        tls = tls_fit(search, lo_days, hi_days)
-        if tls is None:
+        fit = tls_fit(search, lo_days, hi_days)
+        if fit is None:
             notes.append("TLS found nothing in this bin; BLS values shown")
-        else:
-            fit = tls
+    if fit is None:  # TLS's fit is a transit shape already: its duration is T14
+        fit = search.transit_shape(box, standardized)
     return candidate_from_fit(search, fit, probability, bin_index, search_pass, standardized, notes)
 
 
