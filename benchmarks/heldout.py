@@ -12,9 +12,11 @@ Populations
   (known periods from the manifest).
 
 Per tier of total SNR (against the detrended noise, as in training and as Kepler's MES;
-the white-noise SNR is recorded too), ``--n`` light curves with one batman planet, and
-``--n`` without (false alarms). The same detrended flux goes to exoperiod ``predict``
-(top-3 candidates, one planet pass), astropy BLS (20,000 periods, 8 durations) and TLS.
+the white-noise SNR is recorded too), ``--n`` light curves with one batman planet injected
+into the raw flux, and ``--n`` without (false alarms). exoperiod ``predict`` (top-3
+candidates, one planet pass) gets the raw light curve; astropy BLS (20,000 periods, 8
+durations) and TLS get the same light curve detrended exactly as ``predict`` detrends it
+(``clean_and_detrend``, the star's own window), so all three search the same flux.
 
 Writes ``heldout.md`` and ``heldout.csv`` (one row per light curve and method) into ``--out``.
 
@@ -46,9 +48,7 @@ from exoperiod.config import load_config  # noqa: E402
 from exoperiod.files import atomic_write_text  # noqa: E402
 from exoperiod.learning.curves import (  # noqa: E402
     SUN_LIKE,
-    augment_real,
-    draw_planets,
-    inject_detrended,
+    detrended_with_planets,
     real_background_files,
 )
 from exoperiod.learning.evaluate import PERIOD_TOLERANCE, reliability  # noqa: E402
@@ -79,25 +79,24 @@ def family_lightcurve(rng: np.random.Generator) -> lk.LightCurve:
 
 
 def light_curve(population: str, tier: float | None, i: int, config, real_files: list[str]):
-    """(detrended light curve, true periods, white-noise SNR) of one case; tier None: no planet."""
+    """(raw light curve, its detrended version, true periods, white-noise SNR) of one case;
+    tier None: no planet. The planet is in the raw flux: every method sees what the
+    detrending left of it (exoperiod detrends the raw curve itself, identically)."""
     rng = np.random.default_rng([20_000_000, POPULATION_SEED[population], int(tier or 0), i])
     if population == "family":
         raw = family_lightcurve(rng)
     else:
         raw = read_lightcurve(real_files[i % len(real_files)])
-    detrended, _ = clean_and_detrend(raw, config.detrend_window_days, config.adaptive_detrending)
-    if population == "real":
-        detrended = augment_real(detrended, rng)
+    raw, detrended, _, planets = detrended_with_planets(raw, SUN_LIKE, rng, config, 0 if tier is None else 1,
+                                                        None if tier is None else (tier, tier),
+                                                        augment=population == "real")
     if tier is None:
-        return detrended, [], None
-    drawn = draw_planets(rng, detrended, SUN_LIKE, config.grid(), 1, (tier, tier))
-    injected, planets = inject_detrended(detrended, drawn, SUN_LIKE)
+        return raw, detrended, [], None
     # The same planet against the white noise alone (point-to-point scatter / sqrt 2).
     flux = np.asarray(detrended.flux.value, float)
     white = float(mad_std(np.diff(flux))) / np.sqrt(2)
-    detrended_noise = float(mad_std(flux))
-    white_snr = tier * detrended_noise / white if white > 0 else None
-    return injected, [p.period_days for p in planets], white_snr
+    white_snr = tier * float(mad_std(flux)) / white if white > 0 else None
+    return raw, detrended, [p.period_days for p in planets], white_snr
 
 
 def _init(model_path: str | None) -> None:
@@ -123,9 +122,10 @@ def run_case(item: tuple) -> list[dict]:
     config, model = _STATE["config"], _STATE["model"]
     if host is not None:
         path, truth = host
-        detrended, white_snr = clean_and_detrend(read_lightcurve(path), config.detrend_window_days, config.adaptive_detrending)[0], None
+        raw, white_snr = read_lightcurve(path), None
+        detrended = clean_and_detrend(raw, config.detrend_window_days, config.adaptive_detrending)[0]
     else:
-        detrended, truth, white_snr = light_curve(population, tier, i, config, real_files)
+        raw, detrended, truth, white_snr = light_curve(population, tier, i, config, real_files)
     rows = []
     base = {"population": population, "tier": tier, "i": i, "truth": ";".join(f"{p:.5f}" for p in truth),
             "white_snr": white_snr}
@@ -133,7 +133,7 @@ def run_case(item: tuple) -> list[dict]:
         start = time.process_time()
         probability, max_bin = None, None
         if method == "exoperiod":
-            found = predict(detrended, model, top_k=3, max_planets=1, off_grid=False)  # as BLS and TLS: 1-40 d
+            found = predict(raw, model, top_k=3, max_planets=1, off_grid=False)  # as BLS and TLS: 1-40 d
             periods = found.periods
             probability = found.candidates[0].probability if found.candidates else 0.0
             max_bin = float(np.max(found.bin_probabilities))

@@ -8,11 +8,14 @@ batman planet: P log-uniform in 1-40 d, b ~ U(0, 0.9), radius ratio for the tier
 matched-filter SNR over the whole light curve against the detrended noise (MES-like).
 Seeds are ``10_000_000 + 1000 * tier + i``, disjoint from training (seeds < 1e6).
 
-Methods, on the same detrended light curve
-------------------------------------------
-- **exoperiod**: :func:`exoperiod.search.predict.predict` (coherent search + scorer; top-1 is
-  the first candidate, top-3 the first three).
-- **BLS**: astropy ``BoxLeastSquares``, 120,000 log-spaced periods 1-40 d (neighbours
+Methods, on the same light curve
+--------------------------------
+The planet is in the raw flux (:func:`exoperiod.learning.curves.detrended_with_planets`).
+
+- **exoperiod**: :func:`exoperiod.search.predict.predict` on the raw light curve (coherent
+  search + scorer; top-1 is the first candidate, top-3 the first three).
+- **BLS**: astropy ``BoxLeastSquares`` on that light curve detrended exactly as ``predict``
+  detrends it (``sample.series.detrended``: the star's own biweight window), 120,000 log-spaced periods 1-40 d (neighbours
   drift < 1 h over 4 years: the full-baseline resolution), objective "likelihood", with
   durations that fit the period as TLS's do: the periods are searched in 8 log-spaced
   chunks, each with 6 log-spaced durations from 0.4 to 1.6 times the typical duration
@@ -123,7 +126,7 @@ def exoperiod_pass(n: int, config, model_path: str | None, cache: Path) -> pd.Da
 
     torch.set_num_threads(1)
     model = PeriodModel.load(model_path)
-    predict(case(TIERS[0], 0, config).series.detrended, model, max_planets=1)  # warm-up: numba, caches
+    predict(case(TIERS[0], 0, config).raw, model, max_planets=1)  # warm-up: numba, caches
     done = set(pd.read_csv(cache)["seed"]) if cache.is_file() else set()
     for i in range(n):
         rows = []
@@ -132,7 +135,7 @@ def exoperiod_pass(n: int, config, model_path: str | None, cache: Path) -> pd.Da
                 continue
             sample = case(tier, i, config)
             start = time.process_time()
-            found = predict(sample.series.detrended, model, top_k=3, max_planets=1, off_grid=False)
+            found = predict(sample.raw, model, top_k=3, max_planets=1, off_grid=False)
             cpu = time.process_time() - start
             truth = sample.planets[0].period_days
             periods = found.periods

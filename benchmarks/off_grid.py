@@ -8,14 +8,17 @@ curve, searching only its first 200 days) gave way to the coherent fold
 Light curves
 ------------
 Simulated Kepler light curves (:func:`exoperiod.learning.curves.simulated_background`),
-one quarter or 16 quarters (4 years), detrended as ``predict`` does. Per length and
+one quarter or 16 quarters (4 years), searched raw by ``predict``. Per length and
 range, ``--n`` light curves per total SNR (10, 15, 25: matched-filter SNR against the
 detrended noise, as ``long_curves.py``) with one batman planet of period log-uniform in
 
 - **short**: 0.3-1 d (below the 1-d grid);
 - **long**: 40-45 d for a quarter (its two-transit limit), 40-120 d for 4 years;
 
-and ``--n`` light curves without a planet (false alarms). Seeds ``20_000_000 + ...``,
+and ``--n`` light curves without a planet (false alarms). The planet is injected into
+the raw flux (:func:`exoperiod.learning.curves.detrended_with_planets`); the recorded
+before/after runs (2026-11-25) injected it into the detrended flux, which the
+detrending in ``predict`` then shaved a second time. Seeds ``20_000_000 + ...``,
 disjoint from training and from ``long_curves.py``.
 
 Per light curve: whether the first candidate (top-1) or any candidate has the planet's
@@ -46,12 +49,10 @@ import pandas as pd  # noqa: E402
 from exoperiod.config import load_config  # noqa: E402
 from exoperiod.grid import PeriodGrid  # noqa: E402
 from exoperiod.learning.curves import (  # noqa: E402
-    draw_planets,
-    inject_detrended,
+    detrended_with_planets,
     simulated_background,
 )
 from exoperiod.learning.evaluate import PERIOD_TOLERANCE  # noqa: E402
-from exoperiod.search.preprocess import clean_and_detrend  # noqa: E402
 
 TIERS = (10, 15, 25)
 #: Quarters per light curve and the period ranges (days) planets are drawn from.
@@ -74,17 +75,17 @@ def cases(n: int) -> list[dict]:
 
 
 def light_curve(case: dict, config):
-    """The detrended light curve of a case, with its planet, and the planet's period (NaN: none)."""
+    """The raw light curve of a case, with its planet in the raw flux, and the planet's
+    period (NaN: none)."""
     rng = np.random.default_rng(case["seed"])
     n_segments, ranges = LENGTHS[case["length"]]
     lc, star = simulated_background(rng, "kepler", n_segments, f"SIM-{case['seed']}")
-    detrended, _ = clean_and_detrend(lc, config.detrend_window_days)
     if case["range"] == "none":
-        return detrended, float("nan")
+        return lc, float("nan")
     lo, hi = ranges[case["range"]]
-    drawn = draw_planets(rng, detrended, star, PeriodGrid(lo, hi), 1, (case["tier"], case["tier"]))
-    injected, planets = inject_detrended(detrended, drawn, star)
-    return injected, planets[0].period_days
+    raw, _, _, planets = detrended_with_planets(lc, star, rng, config, 1, (case["tier"], case["tier"]),
+                                                grid=PeriodGrid(lo, hi))
+    return raw, planets[0].period_days
 
 
 def run(n: int, cache: Path, ranges: set[str]) -> None:

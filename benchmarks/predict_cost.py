@@ -61,7 +61,7 @@ def simulated(n: int, config) -> dict[str, object]:
         seed = 10_000_000 + 1000 * tier + i // len(TIERS)
         sample = make_sample(seed, config, layout="kepler", n_segments=N_QUARTERS, n_planets=1,
                              snr_range=(tier, tier))
-        out[f"sim {seed}"] = sample.series.detrended
+        out[f"sim {seed}"] = sample.raw
     return out
 
 

@@ -9,6 +9,7 @@ import pytest
 from exoperiod.config import load_config
 from exoperiod.learning.curves import make_sample, write_curves
 from exoperiod.learning.train import load_split
+from exoperiod.search.preprocess import to_series
 from exoperiod.search.model import PeriodModel, features_key
 
 
@@ -24,6 +25,25 @@ def test_a_planet_is_injected_at_its_total_snr_and_labelled():
     phase = (t - planet.t0_days + planet.period_days / 2) % planet.period_days - planet.period_days / 2
     inside = (np.abs(phase) < 0.25 * planet.duration_hours / 24) & series.mask
     assert series.flux[inside].mean() < -3 * 20.0 / np.sqrt(series.mask.sum()) / 2
+
+
+def test_planets_go_into_the_raw_flux_and_the_series_is_what_predict_makes_of_it():
+    # A 7-h transit on a fast rotator: its biweight window (0.35 d) is shorter than
+    # three durations, so the detrending shaves most of the dip, as it would on a real star.
+    config = load_config()
+    sample = make_sample(12, config, layout="kepler", n_segments=1, n_planets=1, snr_range=(200.0, 200.0),
+                         variability="fast_rotator")
+    (planet,) = sample.planets
+    series = to_series(sample.raw, config)
+    np.testing.assert_array_equal(series.flux, sample.series.flux)
+    np.testing.assert_array_equal(series.mask, sample.series.mask)
+    detrended = sample.series.detrended
+    assert detrended.meta["DETREND_WINDOW_DAYS"] < 3 * planet.duration_hours / 24
+    t = np.asarray(detrended.time.value, float)
+    phase = (t - planet.t0_days + planet.period_days / 2) % planet.period_days - planet.period_days / 2
+    inside = np.abs(phase) < 0.25 * planet.duration_hours / 24
+    depth = 1.0 - np.mean(np.asarray(detrended.flux.value, float)[inside])
+    assert 0 < depth < 0.5 * planet.rp_rs**2
 
 
 def test_tess_layout_has_its_orbit_gaps():

@@ -67,7 +67,10 @@ def test_predict_proba_takes_every_kind(kind, fits_path, reference, lightkurve_l
     expected = shipped_model.predict_proba(reference)
     got = shipped_model.predict_proba(KINDS[kind](fits_path, lightkurve_lc))
     assert got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, atol=0.02)
+    assert np.argmax(got) == np.argmax(expected)
+    # A collection's halves are normalised by their own medians: a 0.1 % step mid-quarter
+    # that the detrending follows, so low bins move by up to ~0.02 (not a path bug).
+    np.testing.assert_allclose(got, expected, atol=0.03 if "Collection" in kind else 0.01)
 
 
 def test_predict_names_a_dataframe_input_and_finds_kepler62s_planet(lightkurve_lc, shipped_model) -> None:

@@ -9,9 +9,9 @@ import torch
 
 from exoperiod import PeriodModel
 from exoperiod.config import load_config
-from exoperiod.grid import PeriodGrid
+from exoperiod.grid import PeriodGrid, period_weights
 from exoperiod.learning.inject import Planet, Star, inject_transits
-from exoperiod.learning.train import TrainSettings, train
+from exoperiod.learning.train import TrainSettings, _rank_loss, train
 from exoperiod.search.model import ModelLoadError
 from exoperiod.search.readers import read_lightcurve
 
@@ -106,7 +106,8 @@ def test_shipped_model_finds_an_injected_transit_in_a_real_quarter(shipped_model
 def test_shipped_model_card_documents_its_training(shipped_model):
     card = shipped_model.card
     assert card["command"].startswith("exoperiod train --preset default")
-    assert card["metrics"]["val_top1"] > 0.7
+    # The current recipe's validation light curves (8 days to 17 quarters, total SNR from 4).
+    assert card["metrics"]["val_top1"] > 0.6
     assert card["train_seconds"] > 0
 
 
@@ -139,3 +140,38 @@ def test_two_processes_under_torchrun_train_the_same_model_as_one(tiny_dataset, 
     for (name, x), (_, y) in zip(one_model.net.state_dict().items(), two_model.net.state_dict().items()):
         # AdamW steps of ~lr (3e-3) per weight: the small gradient differences stay within a few.
         np.testing.assert_allclose(y.numpy(), x.numpy(), atol=0.02, err_msg=name)
+
+
+def test_rank_loss_rewards_the_planets_own_bin_and_ignores_planet_free_rows():
+    grid = PeriodGrid(1.0, 40.0, 20)
+    labels = np.zeros((2, 20), np.float32)
+    labels[0] = period_weights(grid, [5.0]).weights
+    own = int(np.argmax(labels[0]))
+    peaked = torch.zeros(2, 20)
+    at_own, at_neighbour = peaked.clone(), peaked.clone()
+    at_own[0, own], at_neighbour[0, own + 1] = 5.0, 5.0
+    # The neighbour carries ~0.16 of the soft label, but the sharpened target leaves it
+    # almost nothing: a peak one bin off costs nearly as much as no peak at all.
+    assert _rank_loss(at_own, labels) < 0.1 * _rank_loss(at_neighbour, labels)
+    assert _rank_loss(at_neighbour, labels) > 0.9 * _rank_loss(peaked, labels)
+    # A planet-free light curve says nothing about where a planet would be.
+    at_own[1] = torch.randn(20) * 10
+    assert _rank_loss(at_own, labels) == pytest.approx(_rank_loss(at_own[:1], labels[:1]))
+    assert _rank_loss(peaked[1:], labels[1:]).item() == 0.0
+
+
+
+def test_the_rank_weight_flag_reaches_the_training_settings(tiny_dataset, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from exoperiod.cli import app
+
+    config, root = tiny_dataset
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config.model_dump(mode="json", exclude={"username", "key"})))
+    result = CliRunner().invoke(app, ["train", "--config", str(config_file), "--data", str(root), "--epochs", "1",
+                                      "--samples-per-epoch", "64", "--rank-weight", "0.1", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output[-2000:]
+    assert PeriodModel.load(tmp_path / "r" / "model.pt").card["settings"]["rank_weight"] == 0.1

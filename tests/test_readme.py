@@ -42,7 +42,7 @@ SETUP = "bash scripts/setup.sh && "
 SKIPPED = {
     "python -m pytest": "is the test suite itself",
     "--source mast": "needs the internet (MAST); the MAST client is tested on recorded responses in test_mast.py",
-    "--preset default": "trains the shipped model's recipe (about an hour of CPU)",
+    "--preset default": "trains the shipped model's recipe (~25 min of CPU)",
 }
 #: Flags appended to commands whose README form takes minutes.
 REDUCED = {

@@ -160,6 +160,8 @@ def train(
     resume: bool = typer.Option(False, help="Continue from <out>/last.pt."),
     epochs: Optional[int] = typer.Option(None, min=1),
     samples_per_epoch: Optional[int] = typer.Option(None, min=1),
+    rank_weight: Optional[float] = typer.Option(None, min=0.0, help="Weight of the ranking term beside the "
+                                                "per-bin loss (default 0; the preset's 0.1)."),
 ) -> None:
     """Train a period model on built datasets."""
     from .learning import train as training
@@ -174,7 +176,8 @@ def train(
                 cfg, data, settings = prepare_default(cfg, progress=_stage_bar(bar))
             elif preset is not None:
                 raise training.TrainError(f"unknown preset {preset!r} (known: default)")
-            updates = {k: v for k, v in {"epochs": epochs, "samples_per_epoch": samples_per_epoch}.items() if v}
+            updates = {k: v for k, v in {"epochs": epochs, "samples_per_epoch": samples_per_epoch,
+                                         "rank_weight": rank_weight}.items() if v is not None}
             settings = settings.model_copy(update=updates)
             epoch_task = bar.add_task("epochs", total=settings.epochs, info="")
             batch_task = bar.add_task("epoch 1", total=1, info="")

@@ -26,14 +26,16 @@ Backgrounds
 
 Planets
 -------
-Injected into the *detrended* light curve (the trend of a background is fitted once and
-every planet set reuses it; transits of <= 13 h barely move a 1.75-d biweight, though a
-fast rotator's 0.3-d window would shave a long transit that training does not see): 0-3
-planets, period log-uniform over the grid, impact U(0, 0.9), and the radius ratio that
-gives the drawn *total* SNR over the whole light curve against the detrended noise
-(:func:`exoperiod.learning.inject.planet_for_snr`): 70 % log-uniform in [4, 25] (the threshold
-region), 30 % log-uniform in [25, 3000] (up to hot Jupiters), so that probabilities
-learn to grow with the signal.
+Injected into the star's *raw* flux, which is then cleaned and detrended exactly as
+``predict`` does it (:func:`detrended_with_planets`): the detrending shaves each transit
+as it will shave a real one (5-10 % of the depth of a 5-h transit with a 1.75-d
+biweight, more with a fast rotator's short window), and the scorer learns on what the
+search will see. 0-3 planets, period log-uniform over the grid, impact U(0, 0.9), and
+the radius ratio that gives the drawn *total* SNR over the whole light curve against
+the noise of the detrended star without planets (:func:`exoperiod.learning.inject.planet_for_snr`;
+the "expected MES" of Kepler's injection tests: what the detrending then takes is the
+search's loss): 70 % log-uniform in [4, 25] (the threshold region), 30 % log-uniform in
+[25, 3000] (up to hot Jupiters), so that probabilities learn to grow with the signal.
 """
 
 from __future__ import annotations
@@ -111,6 +113,9 @@ class Sample:
     layout: str
     source: str
     meta: dict = field(default_factory=dict)
+    #: The raw light curve with its planets, before cleaning and detrending: what a user
+    #: hands ``predict`` (whose preprocessing turns it into ``series`` again).
+    raw: lk.LightCurve | None = field(default=None, repr=False)
 
 
 #: Variability families of simulated backgrounds and their shares in a training set:
@@ -228,20 +233,72 @@ def draw_planets(rng: np.random.Generator, detrended: lk.LightCurve, star: Star,
     return out
 
 
-def inject_detrended(detrended: lk.LightCurve, planets: list[tuple[Planet, float]],
-                     star: Star) -> tuple[lk.LightCurve, list[InjectedPlanet]]:
-    """Multiply a detrended light curve by the planets' batman models."""
-    time = np.asarray(detrended.time.value, dtype=float)
-    exposure = float(np.median(np.diff(time))) * MINUTES_PER_DAY
-    flux = np.asarray(detrended.flux.value, dtype=float).copy()
+def inject(lc: lk.LightCurve, planets: list[tuple[Planet, float]],
+           star: Star) -> tuple[lk.LightCurve, list[InjectedPlanet]]:
+    """Multiply a light curve's flux by the planets' batman models (integrated over the
+    median cadence)."""
+    time = np.asarray(lc.time.value, dtype=float)
+    finite = np.isfinite(time)
+    exposure = float(np.median(np.diff(time[finite]))) * MINUTES_PER_DAY
+    flux = np.asarray(lc.flux.value, dtype=float).copy()
     labels = []
     for planet, snr in planets:
-        flux *= transit_model(time, [planet], star, exposure)
+        flux[finite] *= transit_model(time[finite], [planet], star, exposure)
         labels.append(InjectedPlanet(planet.period_days, planet.t0_days, transit_duration_hours(planet, star),
                                      snr, planet.rp_rs, planet.impact))
-    out = detrended.copy()
+    out = lc.copy()
     out.flux = flux
     return out, labels
+
+
+def detrended_with_planets(lc: lk.LightCurve, star: Star, rng: np.random.Generator, config: Config,
+                           n_planets: int, snr_range: tuple[float, float] | None = None,
+                           augment: bool = False, grid: PeriodGrid | None = None) -> tuple[lk.LightCurve, lk.LightCurve, np.ndarray, list[InjectedPlanet]]:
+    """A star with planets in its raw flux, and that light curve detrended as ``predict`` does it.
+
+    The star is first detrended alone: its noise and valid cadences set each planet's
+    radius for the drawn total SNR (:func:`draw_planets`). The planets are then injected
+    into the raw flux and the whole light curve is cleaned and detrended again, with the
+    star's own window (:func:`~exoperiod.search.preprocess.clean_and_detrend`), so that the
+    detrending takes its share of every transit as it does on real data.
+
+    Parameters
+    ----------
+    lc : lightkurve.LightCurve
+        The raw light curve (flux around 1, quality flags as read).
+    star : Star
+        The host (its density sets the transit durations).
+    rng : numpy.random.Generator
+        Every random choice (augmentation, planets).
+    config : Config
+        Grid, detrending window and whether it adapts to the star.
+    n_planets : int
+    snr_range : (float, float), optional
+        A log-uniform range of total SNR (default: :func:`draw_planets`' mixture).
+    augment : bool
+        Time-reverse and add white noise first (:func:`augment_real`), for real stars.
+    grid : PeriodGrid, optional
+        Periods are drawn log-uniform over it (default: the config's).
+
+    Returns
+    -------
+    raw, detrended : lightkurve.LightCurve
+        The raw light curve with its planets, and its detrended version.
+    trend : numpy.ndarray
+        The trend ``detrended`` was divided by.
+    planets : list of InjectedPlanet
+    """
+    window, adaptive = config.detrend_window_days, config.adaptive_detrending
+    quiet, trend = clean_and_detrend(lc, window, adaptive)
+    if augment:
+        lc = augment_real(lc, rng, float(mad_std(np.asarray(quiet.flux.value, dtype=float))))
+        quiet, trend = clean_and_detrend(lc, window, adaptive)
+    drawn = draw_planets(rng, quiet, star, grid or config.grid(), n_planets, snr_range)
+    if not drawn:
+        return lc, quiet, trend, []
+    raw, planets = inject(lc, drawn, star)
+    detrended, trend = clean_and_detrend(raw, window, adaptive)
+    return raw, detrended, trend, planets
 
 
 #: Extra white noise for an augmented real background, in units of its own scatter:
@@ -250,15 +307,19 @@ def inject_detrended(detrended: lk.LightCurve, planets: list[tuple[Planet, float
 EXTRA_NOISE_RANGE = (0.3, 1.5)
 
 
-def augment_real(detrended: lk.LightCurve, rng: np.random.Generator) -> lk.LightCurve:
-    """Time reversal and extra white noise, each half of the time: new backgrounds with
-    the star's own red noise and gaps."""
-    out = detrended.copy()
+def augment_real(lc: lk.LightCurve, rng: np.random.Generator, noise: float) -> lk.LightCurve:
+    """Time reversal and extra white noise (``noise``: the detrended star's scatter, in
+    relative flux), each half of the time: new backgrounds with the star's own red noise
+    and gaps. Flux, errors and quality flags are reversed together; times stay."""
+    out = lc.copy()
     flux = np.asarray(out.flux.value, dtype=float)
     if rng.random() < 0.5:
         flux = flux[::-1].copy()
+        for column in ("flux_err", "quality"):
+            if column in out.colnames:
+                out[column] = out[column][::-1]
     if rng.random() < 0.5:
-        flux = flux + rng.uniform(*EXTRA_NOISE_RANGE) * mad_std(flux) * rng.standard_normal(len(flux))
+        flux = flux + rng.uniform(*EXTRA_NOISE_RANGE) * noise * rng.standard_normal(len(flux))
     out.flux = flux
     return out
 
@@ -285,7 +346,6 @@ def make_sample(seed: int, config: Config, real_files: list[str] | None = None,
     if variability is None:
         names = list(VARIABILITY_WEIGHTS)
         variability = str(family_rng.choice(names, p=[VARIABILITY_WEIGHTS[k] for k in names]))
-    grid = config.grid()
     if layout is None:
         names = [k for k in LAYOUTS if k != "real" or real_files]
         weights = np.array([LAYOUT_WEIGHTS[k] for k in names])
@@ -298,16 +358,13 @@ def make_sample(seed: int, config: Config, real_files: list[str] | None = None,
             n_segments = int(rng.integers(1, 18 if layout == "kepler" else 14))
         lc, star = simulated_background(rng, layout, n_segments, f"SIM-{seed}", variability, family_rng)
         source = f"simulated:{layout}:{n_segments}:{variability}"
-    detrended, trend = clean_and_detrend(lc, config.detrend_window_days, config.adaptive_detrending)
-    if layout == "real":
-        detrended = augment_real(detrended, rng)
     if n_planets is None:
         n_planets = int(rng.choice(len(N_PLANET_WEIGHTS), p=N_PLANET_WEIGHTS))
-    drawn = draw_planets(rng, detrended, star, grid, n_planets, snr_range)
-    injected, planets = inject_detrended(detrended, drawn, star)
-    series = series_from_detrended(injected, trend, config.cadence_minutes / MINUTES_PER_DAY, source)
+    raw, detrended, trend, planets = detrended_with_planets(lc, star, rng, config, n_planets, snr_range,
+                                                            augment=layout == "real")
+    series = series_from_detrended(detrended, trend, config.cadence_minutes / MINUTES_PER_DAY, source)
     return Sample(series=series, planets=planets, layout=layout, source=source,
-                  meta={"seed": seed, "span_days": series.span_days, "valid_days": series.valid_days})
+                  meta={"seed": seed, "span_days": series.span_days, "valid_days": series.valid_days}, raw=raw)
 
 
 def labels(sample: Sample, config: Config) -> tuple[np.ndarray, np.ndarray]:

@@ -68,6 +68,8 @@ class TrainSettings(BaseModel):
                                                            "curves": 0.4})
     channels: int = Field(32, ge=4)
     duration_weight: float = Field(0.1, ge=0, description="Weight of the duration loss beside the period loss.")
+    rank_weight: float = Field(0.0, ge=0, description="Weight of the ranking loss (where the planet is, given "
+                                                      "there is one) beside the period loss.")
 
 
 @dataclass
@@ -147,6 +149,34 @@ def _duration_loss(duration_logits: torch.Tensor, batch: np.ndarray, split: Spli
     j, b, w = zip(*rows)
     log_p = torch.log_softmax(duration_logits[list(j), :, list(b)], dim=1)
     return -(torch.from_numpy(np.stack(w)) * log_p).sum(1).mean()
+
+
+#: The ranking target is the label to this power, normalised: a planet's own bin (~0.7)
+#: keeps 99.9 % of its weight against a neighbour (~0.15).
+RANK_TARGET_POWER = 4
+
+
+def _rank_loss(logits: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
+    """Cross-entropy of the softmax over period bins against the (sharpened) label
+    normalised to sum to 1, on the light curves with a planet: *which* bin, given there
+    is a planet.
+
+    The per-bin BCE calibrates each bin on its own, and near the detection threshold,
+    where every bin's probability stays near the prior, it leaves their order to small
+    differences it never trained: on 4-year light curves at total SNR 7 the fold's best
+    bin was the planet's for 30 % of them, the scorer's top bin for 15 %. The price,
+    measured on 60 planet-free light curves of the held-out noise family: a bin >= 0.5
+    on 33 % of them with the term (weight 0.1), 28 % without (a "no planet" class in the
+    softmax, so that planet-free light curves train it too, gave 38 %).
+    """
+    # The label's spread over neighbouring bins (there for the per-bin BCE) is sharpened
+    # to each planet's own bin: the order between a bin and its neighbours is learned too.
+    y = torch.from_numpy(labels) ** RANK_TARGET_POWER
+    total = y.sum(1)
+    has = total > 0
+    if not bool(has.any()):
+        return logits.sum() * 0.0
+    return -((y[has] / total[has, None]) * torch.log_softmax(logits[has], dim=1)).sum(1).mean()
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -271,6 +301,8 @@ def train(
             logits, duration_logits = model(train_x[idx])
             loss = bce(logits, torch.from_numpy(train_set.labels[idx]))
             loss = loss + settings.duration_weight * _duration_loss(duration_logits, idx, train_set)
+            if settings.rank_weight:
+                loss = loss + settings.rank_weight * _rank_loss(logits, train_set.labels[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
