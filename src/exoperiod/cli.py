@@ -161,7 +161,7 @@ def train(
     epochs: Optional[int] = typer.Option(None, min=1),
     samples_per_epoch: Optional[int] = typer.Option(None, min=1),
     rank_weight: Optional[float] = typer.Option(None, min=0.0, help="Weight of the ranking term beside the "
-                                                "per-bin loss (default 0; the preset's 0.1)."),
+                                                "per-bin loss (default 0; the preset's 0.03)."),
 ) -> None:
     """Train a period model on built datasets."""
     from .learning import train as training

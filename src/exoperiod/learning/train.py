@@ -164,10 +164,10 @@ def _rank_loss(logits: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
     The per-bin BCE calibrates each bin on its own, and near the detection threshold,
     where every bin's probability stays near the prior, it leaves their order to small
     differences it never trained: on 4-year light curves at total SNR 7 the fold's best
-    bin was the planet's for 30 % of them, the scorer's top bin for 15 %. The price,
-    measured on 60 planet-free light curves of the held-out noise family: a bin >= 0.5
-    on 33 % of them with the term (weight 0.1), 28 % without (a "no planet" class in the
-    softmax, so that planet-free light curves train it too, gave 38 %).
+    bin was the planet's for 30 % of them, the scorer's top bin for 15 %. Its weight,
+    and what it does to false alarms, are measured beside
+    :data:`exoperiod.learning.presets.DEFAULT_SETTINGS` (a "no planet" class in the
+    softmax, so that planet-free light curves would train it too, did not lower them).
     """
     # The label's spread over neighbouring bins (there for the per-bin BCE) is sharpened
     # to each planet's own bin: the order between a bin and its neighbours is learned too.

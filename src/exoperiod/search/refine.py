@@ -352,7 +352,12 @@ class TransitSearch:
         except ValueError:
             return fit
         shift, t14 = float(result.x[0]), float(result.x[1])
-        return replace(fit, t0_days=self.first_transit(fit.t0_days + shift, period), duration_days=t14)
+        t0 = self.first_transit(fit.t0_days + shift, period)
+        if not in_transit(self.time_days, period, t0, t14).any():
+            # Shifted and narrowed into a gap (a transit or two at the edges of the data):
+            # no cadence would measure that transit, so the box stays.
+            return fit
+        return replace(fit, t0_days=t0, duration_days=t14)
 
     def vet(self, fit: BoxFit) -> tuple[float | None, list[str]]:
         """The odd/even depth ratio (None if either half has no data) and warnings, in words.
