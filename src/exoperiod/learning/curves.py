@@ -68,7 +68,7 @@ from ..search.preprocess import (
     series_from_detrended,
 )
 from ..search.readers import read_lightcurve
-from .inject import Planet, Star, planet_for_snr, transit_duration_hours, transit_model
+from .inject import Planet, Star, inject_transits, planet_for_snr, transit_duration_hours
 from .simulate import log_uniform, sample_star, simulate_lightcurve
 
 SECTOR_DAYS = 2 * TESS_ORBIT_DAYS
@@ -233,24 +233,6 @@ def draw_planets(rng: np.random.Generator, detrended: lk.LightCurve, star: Star,
     return out
 
 
-def inject(lc: lk.LightCurve, planets: list[tuple[Planet, float]],
-           star: Star) -> tuple[lk.LightCurve, list[InjectedPlanet]]:
-    """Multiply a light curve's flux by the planets' batman models (integrated over the
-    median cadence)."""
-    time = np.asarray(lc.time.value, dtype=float)
-    finite = np.isfinite(time)
-    exposure = float(np.median(np.diff(time[finite]))) * MINUTES_PER_DAY
-    flux = np.asarray(lc.flux.value, dtype=float).copy()
-    labels = []
-    for planet, snr in planets:
-        flux[finite] *= transit_model(time[finite], [planet], star, exposure)
-        labels.append(InjectedPlanet(planet.period_days, planet.t0_days, transit_duration_hours(planet, star),
-                                     snr, planet.rp_rs, planet.impact))
-    out = lc.copy()
-    out.flux = flux
-    return out, labels
-
-
 def detrended_with_planets(lc: lk.LightCurve, star: Star, rng: np.random.Generator, config: Config,
                            n_planets: int, snr_range: tuple[float, float] | None = None,
                            augment: bool = False, grid: PeriodGrid | None = None) -> tuple[lk.LightCurve, lk.LightCurve, np.ndarray, list[InjectedPlanet]]:
@@ -296,7 +278,9 @@ def detrended_with_planets(lc: lk.LightCurve, star: Star, rng: np.random.Generat
     drawn = draw_planets(rng, quiet, star, grid or config.grid(), n_planets, snr_range)
     if not drawn:
         return lc, quiet, trend, []
-    raw, planets = inject(lc, drawn, star)
+    raw = inject_transits(lc, [planet for planet, _ in drawn], star)
+    planets = [InjectedPlanet(planet.period_days, planet.t0_days, transit_duration_hours(planet, star),
+                              snr, planet.rp_rs, planet.impact) for planet, snr in drawn]
     detrended, trend = clean_and_detrend(raw, window, adaptive)
     return raw, detrended, trend, planets
 

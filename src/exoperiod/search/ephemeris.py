@@ -189,10 +189,7 @@ def polish(search: TransitSearch, fit: BoxFit) -> BoxFit:
     for _ in range(POLISH_ROUNDS):
         t0 += _Scanner(search, period, t0, fit.duration_days).best_offset("t0")
         period += _Scanner(search, period, t0, fit.duration_days).best_offset("period")
-    try:
-        stats = search.bls.compute_stats(period, fit.duration_days, t0)
-    except ValueError:  # astropy's answer when no cadence lies in transit: the scans ended in a gap
-        return fit
+    stats = search.bls.compute_stats(period, fit.duration_days, t0)
     depth, depth_err = (float(v) for v in stats["depth"])
     return replace(fit, period_days=period, t0_days=search.first_transit(t0, period), depth=depth, depth_err=depth_err)
 
