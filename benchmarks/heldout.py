@@ -19,12 +19,17 @@ durations) and TLS get the same light curve detrended exactly as ``predict`` det
 (``clean_and_detrend``, the star's own window), so all three search the same flux.
 
 Writes ``heldout.md`` and ``heldout.csv`` (one row per light curve and method) into ``--out``.
+Rows are appended as each light curve finishes, and a rerun skips the (light curve, method)
+pairs already there: a stopped run resumes, and ``--refresh exoperiod`` reruns only
+exoperiod (a new model) beside the BLS and TLS rows of the same light curves.
 
 Usage::
 
     python benchmarks/heldout.py --n 12            # ~15 min on 2 idle cores
     python benchmarks/heldout.py --n 1 --no-tls    # smoke run
     python benchmarks/heldout.py --report-only     # tables again from heldout.csv
+    python benchmarks/heldout.py --n 100 --refresh exoperiod --model runs/x/model.pt
+    python benchmarks/heldout.py --n 100 --no-bls --no-tls   # exoperiod on more light curves than BLS/TLS
 """
 
 from __future__ import annotations
@@ -127,8 +132,8 @@ def run_case(item: tuple) -> list[dict]:
     else:
         raw, detrended, truth, white_snr = light_curve(population, tier, i, config, real_files)
     rows = []
-    base = {"population": population, "tier": tier, "i": i, "truth": ";".join(f"{p:.5f}" for p in truth),
-            "white_snr": white_snr}
+    base = {"population": population, "tier": tier, "i": i, "case": case_id(item),
+            "truth": ";".join(f"{p:.5f}" for p in truth), "white_snr": white_snr}
     for method in methods:
         start = time.process_time()
         probability, max_bin = None, None
@@ -148,6 +153,12 @@ def run_case(item: tuple) -> list[dict]:
     return rows
 
 
+def case_id(item: tuple) -> str:
+    """One light curve's name in ``heldout.csv``: population, tier and index, or the host's file."""
+    population, tier, i, _, _, host = item
+    return Path(host[0]).name if host is not None else f"{population}/{tier or 0:g}/{i}"
+
+
 def _rate(hits: pd.Series) -> str:
     k, n = int(hits.sum()), len(hits)
     if not n:
@@ -158,18 +169,25 @@ def _rate(hits: pd.Series) -> str:
 
 def report(rows: pd.DataFrame, methods: list[str], out: Path, args) -> str:
     lines = ["# Held-out populations: exoperiod, BLS and TLS on the same detrended light curves", "",
-             f"n = {args.n} light curves per tier and population; top-1 recovery in % with Wilson 95 % "
-             "intervals; tiers are the total SNR against the detrended noise (MES-like), the median "
-             "white-noise SNR of each tier is in the last column. See `heldout.py`.", ""]
+             "Top-1 recovery in % with Wilson 95 % intervals; tiers are the total SNR against the detrended "
+             "noise (MES-like), the median white-noise SNR of each tier is in the last column. exoperiod ran "
+             "on every light curve (n), BLS and TLS on the first of them (n same): exoperiod's score on those "
+             "is in the column beside theirs. See `heldout.py`.", ""]
     planets = rows[rows["tier"].notna() & (rows["population"] != "hosts")]
-    lines += ["| population | SNR | " + " | ".join(methods) + " | exoperiod p (median, top-1 hits) | white-noise SNR |",
-              "|---" * (len(methods) + 4) + "|"]
+    others = [m for m in methods if m != "exoperiod"]
+    lines += ["| population | SNR | n | exoperiod | n same | exoperiod, same | " + " | ".join(others)
+              + " | exoperiod p (median, top-1 hits) | white-noise SNR |", "|---" * (len(others) + 8) + "|"]
     for (population, tier), group in planets.groupby(["population", "tier"]):
-        cells = [_rate(group[group["method"] == m]["top1"]) for m in methods]
-        ours = group[(group["method"] == "exoperiod") & group["top1"]]
-        p = f"{ours['probability'].median():.2f}" if len(ours) else "-"
-        lines.append(f"| {population} | {tier:g} | " + " | ".join(cells) + f" | {p} | "
-                     f"{group['white_snr'].median():.1f} |")
+        ours = group[group["method"] == "exoperiod"]
+        same = set(ours["case"])
+        for m in others:
+            same &= set(group.loc[group["method"] == m, "case"])
+        cells = [_rate(group[(group["method"] == m) & group["case"].isin(same)]["top1"]) for m in others]
+        hits = ours[ours["top1"]]
+        p = f"{hits['probability'].median():.2f}" if len(hits) else "-"
+        lines.append(f"| {population} | {tier:g} | {len(ours)} | {_rate(ours['top1'])} | {len(same)} | "
+                     f"{_rate(ours[ours['case'].isin(same)]['top1'])} | " + " | ".join(cells)
+                     + f" | {p} | {group['white_snr'].median():.1f} |")
     negatives = rows[rows["tier"].isna() & (rows["population"] != "hosts") & (rows["method"] == "exoperiod")]
     lines += ["", "False alarms of exoperiod on light curves without a planet (share with a bin >= 0.5, with a "
               "candidate probability >= 0.5 and >= 0.9):", "",
@@ -216,6 +234,8 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--report-only", action="store_true", help="Tables from the last run's heldout.csv.")
+    parser.add_argument("--refresh", action="append", default=[], choices=["exoperiod", "bls", "tls"],
+                        help="Drop this method's rows of heldout.csv and run it again (repeatable).")
     args = parser.parse_args()
     if args.report_only:
         frame = pd.read_csv(args.out / "heldout.csv")
@@ -239,15 +259,32 @@ def main() -> None:
         truth = [float(x.split(":")[1]) for x in str(row.known_planets).split(";") if x]
         items.append(("hosts", None, 0, held, methods, (str(shared / row.file), truth)))
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    csv_path = args.out / "heldout.csv"
+    done = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame(columns=["case", "method"])
+    if "case" not in done.columns:
+        raise SystemExit(f"{csv_path}: written before resumable runs (no 'case' column); move it away")
+    done = done[~done["method"].isin(args.refresh)]
+    columns = list(done.columns) if len(done) else None
+    if columns:
+        atomic_write_text(csv_path, done.to_csv(index=False))
+    else:
+        csv_path.unlink(missing_ok=True)
+    have = set(zip(done["case"], done["method"]))
+    todo = []
+    for item in items:
+        missing = [m for m in methods if (case_id(item), m) not in have]
+        if missing:
+            todo.append((*item[:4], missing, item[5]))
+    print(f"{len(items) - len(todo)} of {len(items)} light curves done by every method", flush=True)
     with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(args.model,)) as pool:
-        for done, result in enumerate(pool.map(run_case, items), start=1):
-            rows += result
-            if done % 20 == 0:
-                print(f"{done}/{len(items)}", flush=True)
-    frame = pd.DataFrame(rows)
-    frame.to_csv(args.out / "heldout.csv", index=False)
-    print(report(frame, methods, args.out, args))
+        for finished, result in enumerate(pool.map(run_case, todo), start=1):
+            # One write per light curve, appended: a stopped run keeps what it finished.
+            header, columns = columns is None, columns or list(result[0])
+            pd.DataFrame(result)[columns].to_csv(csv_path, mode="a", header=header, index=False)
+            if finished % 20 == 0:
+                print(f"{finished}/{len(todo)}", flush=True)
+    frame = pd.read_csv(csv_path)
+    print(report(frame[frame["i"] < args.n], methods, args.out, args))
 
 
 if __name__ == "__main__":

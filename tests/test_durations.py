@@ -68,6 +68,7 @@ def test_refined_durations_match_the_koi_catalogue(shared_data):
         candidate = refine_bin(search, grid.edges_days[b], grid.edges_days[b + 1], 1.0, b, standardized=standardized)
         if candidate.snr > MIN_SNR and abs(candidate.period_days / period_days - 1) < 0.01:
             measured.append((name, candidate.duration_hours, float(koi.loc[name, "koi_duration"])))
+            assert not candidate.longer_than_a_planet, f"{name}: a known planet vetted as too long"
     assert len(measured) >= MIN_PLANETS, measured
     off = [(name, round(ours / catalogue, 3)) for name, ours, catalogue in measured
            if abs(ours / catalogue - 1) > TOLERANCE]

@@ -13,7 +13,7 @@ import exoperiod
 
 PACKAGE = Path(exoperiod.__file__).parent
 #: Modules both sides use; they import no other layer.
-BASE = {"_version", "checkpoint", "config", "constants", "errors", "files", "grid", "paths", "plotting"}
+BASE = {"_version", "checkpoint", "config", "constants", "errors", "files", "grid", "orbits", "paths", "plotting"}
 #: Which layers each layer may import.
 ALLOWED = {"base": {"base"}, "search": {"base", "search"}, "learning": {"base", "search", "learning"},
            "interface": {"base", "search", "learning", "interface"}}

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from exoperiod.config import load_config
+from exoperiod.orbits import longest_transit_hours
 from exoperiod.learning.inject import Planet, Star, inject_transits, planet_for_snr
 from exoperiod.search.plots import plot_prediction
 from exoperiod.search.predict import (
@@ -27,7 +28,7 @@ from exoperiod.search.predict import (
 )
 from exoperiod.search.preprocess import to_windows
 from exoperiod.search.readers import read_lightcurve
-from exoperiod.search.refine import TransitSearch, refine_bin, top_peaks
+from exoperiod.search.refine import Candidate, TransitSearch, refine_bin, top_peaks
 
 KEPLER = "lightcurves/kepler"
 KEPLER_62_Q13 = f"{KEPLER}/9002278/kplr009002278-2012179063303_llc.fits"
@@ -246,15 +247,37 @@ def test_refine_flags_alternating_depths_as_a_possible_binary(shared_data, untra
     assert "2P" in candidate.note
 
 
+def _refined_bin(path, period_days: float, model) -> Candidate:
+    """The candidate ``refine_bin`` makes of the model bin holding ``period_days``, given 0.9."""
+    search = TransitSearch(to_windows(read_lightcurve(path), model.config).detrended)
+    b = model.grid.index(period_days)
+    return refine_bin(search, model.grid.edges_days[b], model.grid.edges_days[b + 1], 0.9, b)
+
+
 def test_refine_flags_a_spotted_star(shared_data, untrained_model):
     # EPIC 246981320 (K2 C13, no known planet) spins in ~1.07 d: the best box there is a
     # spot, and a sinusoid fits it better.
-    lc = read_lightcurve(shared_data / "lightcurves/k2/246981320/EPIC_246981320_mast.fits")
-    search = TransitSearch(to_windows(lc, untrained_model.config).detrended)
-    b = untrained_model.grid.index(1.07)
-    edges = untrained_model.grid.edges_days
-    candidate = refine_bin(search, edges[b], edges[b + 1], 0.9, b)
+    candidate = _refined_bin(shared_data / "lightcurves/k2/246981320/EPIC_246981320_mast.fits", 1.07, untrained_model)
     assert "sinusoid" in candidate.note
+
+
+def test_a_dip_too_long_for_a_planet_loses_its_probability(shared_data, untrained_model):
+    # EPIC 247611242 (K2 C13, no known planet): the box search's best signal near 11.5 d
+    # is a 17-h dip, longer than a planet's transit can be at that period (8 h for the
+    # least dense host the vetting accepts): the model's 0.9 is withdrawn.
+    candidate = _refined_bin(shared_data / "lightcurves/k2/247611242/EPIC_247611242_mast.fits", 11.46, untrained_model)
+    assert candidate.duration_hours > longest_transit_hours(candidate.period_days)
+    assert candidate.longer_than_a_planet and candidate.probability == 0.0
+    assert "longer than a planet's transit" in candidate.note
+
+
+def test_a_spotted_star_s_long_dips_are_no_planet(shared_data, shipped_model):
+    # TIC 256460199 (TESS, not a TOI): the model's best bins are broad dips of 15-20 h at
+    # 11-27 d; none is kept as a planet.
+    prediction = predict(shared_data / "lightcurves/tess/256460199/256460199.fits", shipped_model)
+    assert prediction.candidates and all(c.longer_than_a_planet for c in prediction.candidates[:3])
+    assert all(c.probability == 0.0 for c in prediction.candidates[:3])
+    assert any("not detections" in note for note in prediction.notes)
 
 
 def test_standardized_flux_has_no_depth_ppm(injected_quarter, untrained_model):

@@ -32,17 +32,14 @@ import numpy as np
 from scipy.optimize import brentq, newton
 
 from ..constants import (
-    G_CGS,
     HOURS_PER_DAY,
     KEPLER_LONG_CADENCE_MINUTES,
     M_SUN_G,
     MINUTES_PER_DAY,
     R_SUN_CM,
-    SECONDS_PER_DAY,
 )
+from ..orbits import RP_RS_MAX, a_over_rstar
 
-#: Largest planet-to-star radius ratio that is injected; bigger bodies are not planets.
-RP_RS_MAX = 0.3
 _LOG_RP_RS_MIN = np.log(1e-5)
 
 # Quadratic limb-darkening coefficients (a, b) = (u1, u2) in the Kepler band, solar
@@ -162,27 +159,6 @@ class Planet:
     def to_dict(self) -> dict:
         """The planet as a plain dictionary (what ``meta["INJECTED"]`` holds)."""
         return asdict(self)
-
-
-def a_over_rstar(period_days: float, density_gcc: float) -> float:
-    """Scaled semi-major axis from Kepler's third law.
-
-    ``a/R* = (G rho* P^2 / (3 pi))^(1/3)``, neglecting the planet's mass.
-
-    Parameters
-    ----------
-    period_days : float
-        Orbital period, days.
-    density_gcc : float
-        Mean stellar density, g cm^-3.
-
-    Returns
-    -------
-    float
-        Semi-major axis in stellar radii (about 215 for the Earth and the Sun).
-    """
-    period_s = period_days * SECONDS_PER_DAY
-    return float((G_CGS * density_gcc * period_s**2 / (3.0 * np.pi)) ** (1.0 / 3.0))
 
 
 def _inclination_rad(impact: float, a_rs: float) -> float:

@@ -20,7 +20,10 @@ How planets are searched
    a refined period P that explains the data better than those harmonics (aliases of
    it); a refined period that turns out to repeat an earlier one (a ratio of 1/5 .. 5
    with coinciding transits) is dropped and the next bin tried.
-2. The most probable of them is planet 1. If its probability is at least
+2. A candidate whose fitted transit lasts longer than any planet's can at its period
+   (:func:`exoperiod.orbits.longest_transit_hours`: the broad dips of spotted stars)
+   gets probability 0 and goes after the others. The first of them is planet 1 (a
+   further planet is never such a candidate). If its probability is at least
    ``min_probability``, its transits (1.5 x the box duration) are masked in the series,
    which is searched and scored again; the best bin not next to a planet's bin becomes
    the next planet if it reaches ``min_probability``. This repeats until
@@ -374,6 +377,9 @@ def _search_planets(
                 first.append(candidate)
                 if candidate.better_period_days is None:
                     aliases += _alias_bins(candidate.period_days, model.grid)
+    # A candidate too long for a planet (probability 0) never becomes planet 1 while a
+    # planet-like one is there; otherwise the order is the model's.
+    first.sort(key=lambda c: c.longer_than_a_planet)
     planets, notes = first[:1], []
     if planets and planets[0].probability < min_probability:
         notes.append(f"no period bin reaches probability {min_probability:.2f}: the candidates are "
@@ -399,7 +405,12 @@ def _search_planets(
                          f"further bin reaches probability {min_probability:.2f}")
             break
         with clock("refine"):
-            planets.append(refine(search, rescored, best[0], len(planets)))
+            candidate = refine(search, rescored, best[0], len(planets))
+        if candidate.longer_than_a_planet:
+            notes.append(f"planet search stopped after {len(planets)}: the next signal lasts longer "
+                         "than a planet's transit can")
+            break
+        planets.append(candidate)
     others = [c for c in first[1:] if not any(abs(c.bin_index - planet.bin_index) <= NEIGHBOUR_BINS
                                               or _is_alias(c, planet) for planet in planets)]
     return planets + others, notes
