@@ -38,3 +38,10 @@ def test_every_confirmed_kepler_planet_but_a_red_giant_s_fits_the_longest_transi
     ratio = confirmed.koi_duration / [longest_transit_hours(p) for p in confirmed.koi_period]
     assert len(confirmed) > 2000
     assert sorted(confirmed.kepler_name[ratio > 1]) == ["Kepler-56 b"]
+
+
+def test_a_period_too_short_for_any_orbit_bounds_the_duration_by_half_of_it():
+    # At 0.3 d the least dense host is larger than the orbit (a/R* < 1 + k): no planet
+    # there, and the bound is half the period rather than an error in the vetting.
+    assert a_over_rstar(0.3, MIN_HOST_DENSITY_GCC) < 1 + RP_RS_MAX
+    assert longest_transit_hours(0.3) == pytest.approx(0.3 * 24 / 2)

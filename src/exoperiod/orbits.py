@@ -43,15 +43,36 @@ def a_over_rstar(period_days: float, density_gcc: float) -> float:
     return float((G_CGS * density_gcc * period_s**2 / (3.0 * np.pi)) ** (1.0 / 3.0))
 
 
+def inclination_rad(impact: float, a_rs: float) -> float:
+    """Orbital inclination of impact parameter ``impact`` at ``a_rs`` stellar radii."""
+    if a_rs <= 1.0 or impact >= a_rs:
+        raise ValueError(f"no orbit with a/R* = {a_rs:.3g} and impact parameter {impact:.3g}")
+    return float(np.arccos(impact / a_rs))
+
+
+def t14_hours(period_days: float, a_rs: float, impact: float, rp_rs: float) -> float:
+    """Total transit duration T14 (first to fourth contact) of a circular orbit.
+
+    ``T14 = P/pi * arcsin( sqrt((1 + k)^2 - b^2) / (a/R* sin i) )`` (Seager &
+    Mallen-Ornelas 2003; Winn 2010, eq. 14 with e = 0); 0 when the planet misses the
+    stellar disc (b >= 1 + k), P/2 when the orbit grazes the star all the way round
+    (a/R* below 1 + k: a bound, not an orbit; ``impact`` at most ``a_rs``).
+    """
+    inc = np.arccos(impact / a_rs)
+    chord_sq = (1.0 + rp_rs) ** 2 - impact**2
+    if chord_sq <= 0.0:
+        return 0.0
+    arg = min(1.0, np.sqrt(chord_sq) / (a_rs * np.sin(inc)))
+    return float(period_days / np.pi * np.arcsin(arg) * HOURS_PER_DAY)
+
+
 def longest_transit_hours(period_days: float, density_gcc: float = MIN_HOST_DENSITY_GCC,
                           rp_rs: float = RP_RS_MAX) -> float:
     """The longest first-to-last-contact duration T14 a planet at ``period_days`` can have.
 
     A central transit (b = 0) of the largest planet (``rp_rs``) across the least dense
-    host (``density_gcc``): ``T14 = P/pi * arcsin((1 + k) / (a/R*))`` (Winn 2010, eq. 14).
-    A periodic dip that lasts longer is not a planet's transit: at 1.7 d, 8.2 h (a
-    small planet's central transit of the Sun lasts 2.2 h); the dips of spotted stars
-    that the box search picks up can last a quarter of their period.
+    host (``density_gcc``). A periodic dip that lasts longer is not a planet's transit:
+    at 1.7 d, 8.2 h (a small planet's central transit of the Sun lasts 2.2 h); the dips
+    of spotted stars that the box search picks up can last a quarter of their period.
     """
-    chord_over_a = (1.0 + rp_rs) / a_over_rstar(period_days, density_gcc)
-    return float(period_days / np.pi * np.arcsin(min(1.0, chord_over_a)) * HOURS_PER_DAY)
+    return t14_hours(period_days, a_over_rstar(period_days, density_gcc), 0.0, rp_rs)

@@ -32,13 +32,12 @@ import numpy as np
 from scipy.optimize import brentq, newton
 
 from ..constants import (
-    HOURS_PER_DAY,
     KEPLER_LONG_CADENCE_MINUTES,
     M_SUN_G,
     MINUTES_PER_DAY,
     R_SUN_CM,
 )
-from ..orbits import RP_RS_MAX, a_over_rstar
+from ..orbits import RP_RS_MAX, a_over_rstar, inclination_rad, t14_hours
 
 _LOG_RP_RS_MIN = np.log(1e-5)
 
@@ -161,17 +160,9 @@ class Planet:
         return asdict(self)
 
 
-def _inclination_rad(impact: float, a_rs: float) -> float:
-    if a_rs <= 1.0 or impact >= a_rs:
-        raise ValueError(f"no orbit with a/R* = {a_rs:.3g} and impact parameter {impact:.3g}")
-    return float(np.arccos(impact / a_rs))
-
-
 def transit_duration_hours(planet: Planet, star: Star) -> float:
-    """Total transit duration T14 (first to fourth contact) of a circular orbit.
-
-    ``T14 = P/pi * arcsin( sqrt((1 + k)^2 - b^2) / (a/R* sin i) )`` (Seager &
-    Mallen-Ornelas 2003; Winn 2010, eq. 14 with e = 0).
+    """Total transit duration T14 (first to fourth contact) of a planet around ``star``
+    (:func:`exoperiod.orbits.t14_hours`, a/R* from the star's density).
 
     Parameters
     ----------
@@ -186,12 +177,8 @@ def transit_duration_hours(planet: Planet, star: Star) -> float:
         T14 in hours; 0 when the planet misses the stellar disc (b >= 1 + k).
     """
     a_rs = a_over_rstar(planet.period_days, star.density_gcc)
-    inc = _inclination_rad(planet.impact, a_rs)
-    chord_sq = (1.0 + planet.rp_rs) ** 2 - planet.impact**2
-    if chord_sq <= 0.0:
-        return 0.0
-    arg = min(1.0, np.sqrt(chord_sq) / (a_rs * np.sin(inc)))
-    return float(planet.period_days / np.pi * np.arcsin(arg) * HOURS_PER_DAY)
+    inclination_rad(planet.impact, a_rs)  # no orbit, no duration: raises ValueError
+    return t14_hours(planet.period_days, a_rs, planet.impact, planet.rp_rs)
 
 
 def limb_darkening_kepler(teff_k: float, logg_cgs: float) -> tuple[float, float]:
@@ -261,7 +248,7 @@ class _BatmanPlanet:
         params.per = planet.period_days
         params.rp = planet.rp_rs
         params.a = a_rs
-        params.inc = float(np.degrees(_inclination_rad(planet.impact, a_rs)))
+        params.inc = float(np.degrees(inclination_rad(planet.impact, a_rs)))
         params.ecc = 0.0
         params.w = 90.0
         params.limb_dark = "quadratic"
