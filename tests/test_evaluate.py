@@ -98,6 +98,11 @@ def test_refined_evaluation_sets_refined_and_bls_durations_beside_the_head(tiny_
     report = (tmp_path / "report.md").read_text()
     assert f"refined (limb-darkened fit, T14), top-1 period right ({refined.n_duration} planets)" in report
     assert "astropy BLS's best box at the same period, same planets" in report
+    # The SNR tiers split the same planets: their counts and hits add up to the totals.
+    tiers = refined.duration_by_snr
+    assert sum(row.n for row in tiers) == refined.n_duration
+    assert sum(row.n * row.refined for row in tiers) == pytest.approx(refined.n_duration * refined.duration_top1)
+    assert all(f"| {row.group} | {row.n} |" in report for row in tiers)
 
 
 def test_bls_duration_is_the_box_of_a_boxy_transit():

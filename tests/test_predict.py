@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import lightkurve as lk
 import numpy as np
@@ -26,7 +27,7 @@ from exoperiod.search.predict import (
     top_bins,
     write_json,
 )
-from exoperiod.search.preprocess import to_windows
+from exoperiod.search.preprocess import Series, to_windows
 from exoperiod.search.readers import read_lightcurve
 from exoperiod.search.refine import Candidate, TransitSearch, refine_bin, top_peaks
 
@@ -278,6 +279,52 @@ def test_a_spotted_star_s_long_dips_are_no_planet(shared_data, shipped_model):
     assert prediction.candidates and all(c.longer_than_a_planet for c in prediction.candidates[:3])
     assert all(c.probability == 0.0 for c in prediction.candidates[:3])
     assert any("not detections" in note for note in prediction.notes)
+
+
+def test_a_planet_the_window_eats_into_is_measured_on_the_star_detrended_again(shared_data, shipped_model,
+                                                                               monkeypatch):
+    # Kepler-6 Q1: the star's own window (7.2 h) is shorter than three of its hot
+    # Jupiter's 3.6-h transits, so the biweight shaves them. Detrended again with them
+    # masked, depth and duration both come closer to the KOI table's (10,559 ppm, 3.594 h).
+    import exoperiod.search.predict as predict_module
+
+    path = shared_data / f"{KEPLER}/10874614/kplr010874614-2009131105131_llc.fits"
+    koi_depth_ppm, koi_duration_hours = 10559.0, 3.59385
+    again = predict(path, shipped_model)
+    monkeypatch.setattr(predict_module, "WINDOW_PER_TRANSIT", 0.0)
+    once = predict(path, shipped_model)
+    assert any("detrended again with the transits at 3.229 d" in note for note in again.notes)
+    assert not any("detrended again" in note for note in once.notes)
+    first, second = once.candidates[0], again.candidates[0]
+    assert abs(first.period_days / 3.234699 - 1) < 0.01
+    # The model's probability and the first detrending's ephemeris stay.
+    assert second.probability == first.probability
+    assert (second.period_days, second.t0_btjd_or_bkjd) == (first.period_days, first.t0_btjd_or_bkjd)
+    assert abs(second.depth_ppm - koi_depth_ppm) < abs(first.depth_ppm - koi_depth_ppm)
+    assert abs(second.duration_hours - koi_duration_hours) < abs(first.duration_hours - koi_duration_hours)
+    # Plots and views measure on the second detrending, the model's series is the first's.
+    assert not np.array_equal(again.series.trend, once.series.trend)
+    np.testing.assert_array_equal(again.series.flux, once.series.flux)
+
+
+def test_only_clean_planets_longer_than_a_third_of_the_window_are_detrended_again():
+    from exoperiod.search.predict import _eroded_planets
+
+    # A 0.3-d (7.2-h) window keeps transits of up to 2.4 h whole.
+    lc = lk.LightCurve(time=np.arange(0.0, 30.0, 0.02), flux=np.ones(1500), meta={"DETREND_WINDOW_DAYS": 0.3})
+    series = Series(flux=np.zeros(1500, np.float32), mask=np.ones(1500, bool), start_time_days=0.0,
+                    cadence_days=0.02, noise_ppm=100.0, detrended=lc, trend=np.ones(1500))
+    planet = Candidate(period_days=5.0, probability=0.9, t0_btjd_or_bkjd=1.0, duration_hours=4.0, depth_ppm=1e4,
+                       snr=50.0, odd_even_depth_ratio=1.0, bin_index=10)
+    assert _eroded_planets([planet], series, 0.5) == [planet]
+    for other in (replace(planet, duration_hours=2.0),  # kept whole
+                  replace(planet, probability=0.3),  # not a planet yet
+                  replace(planet, better_period_days=2.5),  # its transits are a harmonic's
+                  replace(planet, longer_than_a_planet=True)):
+        assert _eroded_planets([other], series, 0.5) == []
+    # A second candidate of the first pass is no planet; one of a later pass is.
+    assert _eroded_planets([replace(planet, duration_hours=2.0), planet], series, 0.5) == []
+    assert _eroded_planets([replace(planet, duration_hours=2.0), replace(planet, search_pass=1)], series, 0.5)
 
 
 def test_standardized_flux_has_no_depth_ppm(injected_quarter, untrained_model):

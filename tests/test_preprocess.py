@@ -80,3 +80,23 @@ def test_a_fast_rotator_leaves_less_residual_with_its_own_window():
     # The 1.75-d window cannot follow a 1.5-d rotation; the star's own window can.
     assert mad_std(adaptive.flux.value - 1) < 0.5 * mad_std(fixed.flux.value - 1)
     assert mad_std(adaptive.flux.value - 1) < 1.3 * 300e-6
+
+
+def test_a_masked_transit_keeps_its_depth_under_a_short_window():
+    from exoperiod.search.preprocess import detrend
+
+    # A 1.2-d rotator (0.3 d window, its own) with 7-h, 1 %-deep box transits every 5 d:
+    # the window follows each transit and eats most of it; with the transits masked the
+    # trend goes across them and the depth comes back whole.
+    lc = _rotator(1.2, 20.0)
+    time = lc.time.value
+    transit = np.abs((time - 201.3 + 2.5) % 5.0 - 2.5) < 3.5 / 24
+    flux = lc.flux.value * np.where(transit, 0.99, 1.0)
+    eaten, _ = detrend(time, flux, 0.3)
+    masked, trend = detrend(time, flux, 0.3, masked=np.abs((time - 201.3 + 2.5) % 5.0 - 2.5) < 7.0 / 24)
+    assert np.isfinite(trend).all() and np.isfinite(masked).all()
+    assert 1 - np.mean(eaten[transit]) < 0.5e-2
+    assert 1 - np.mean(masked[transit]) == pytest.approx(1e-2, rel=0.1)
+    # Out of transit the masked detrending is the plain one.
+    far = ~(np.abs((time - 201.3 + 2.5) % 5.0 - 2.5) < 12.0 / 24)
+    assert np.std(masked[far] - eaten[far]) < 0.1 * 300e-6

@@ -248,6 +248,16 @@ def window_lightcurve(flux: np.ndarray, mask: np.ndarray, start_days: float, con
 
 
 @dataclass
+class DurationRow:
+    """Durations within one bin of the truth for one SNR tier of the planets found."""
+
+    group: str
+    n: int
+    refined: float
+    bls: float
+
+
+@dataclass
 class RefinedRecovery:
     """Recovery of the refined periods of :func:`exoperiod.search.predict.predict`."""
 
@@ -262,6 +272,9 @@ class RefinedRecovery:
     #: The same for astropy BLS's best box duration at that refined period.
     bls_duration_top1: float = float("nan")
     n_duration: int = 0
+    #: The same two by the planet's SNR tier (:data:`SNR_EDGES`): where durations are
+    #: limited by the noise and where by the method.
+    duration_by_snr: list[DurationRow] = field(default_factory=list)
 
 
 @dataclass
@@ -345,7 +358,7 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
     from ..search.predict import predict
 
     todo = [i for i, s in enumerate(planets) if s.periods_days]
-    top1, top3, alias, duration, bls_duration = [], [], [], [], []
+    top1, top3, alias, duration, bls_duration, duration_snr = [], [], [], [], [], []
     known = {(i, b): w for i, b, w in data.durations}
     grid = model.duration_grid
     start = time.process_time()
@@ -366,6 +379,7 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
             box_hours = bls_duration_hours(prediction.series.detrended, found[0], grid.centers_days)
             duration += duration_bin_hits([grid.index(candidates[0].duration_hours)], [truth])
             bls_duration += duration_bin_hits([grid.index(box_hours)], [truth])
+            duration_snr.append(s.snrs[s.primary])
         top1.append(period_recovered(found, s.periods_days, 1))
         top3.append(period_recovered(found, s.periods_days, 3))
         alias.append(bool(found) and period_alias(found[0], s.periods_days) is not None)
@@ -376,8 +390,19 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
     def mean(x: list[bool]) -> float:
         return float(np.mean(x)) if x else float("nan")
 
+    groups, order = tier_labels(duration_snr, SNR_EDGES)
+    by_snr = [DurationRow(name, len(hits), mean([duration[i] for i in hits]), mean([bls_duration[i] for i in hits]))
+              for name in order if (hits := [i for i, g in enumerate(groups) if g == name])]
     return RefinedRecovery(len(todo), mean(top1), mean(top3), mean(alias), seconds / max(len(todo), 1),
-                           mean(duration), mean(bls_duration), len(duration))
+                           mean(duration), mean(bls_duration), len(duration), by_snr)
+
+
+def _duration_by_snr_table(refined: RefinedRecovery | None) -> list[str]:
+    if refined is None or not refined.duration_by_snr:
+        return []
+    return ["By the planet's SNR (same planets):",
+            markdown_table(["SNR", "n", "refined", "BLS box"],
+                           [(row.group, row.n, _percent(row.refined), _percent(row.bls)) for row in refined.duration_by_snr])]
 
 
 def bls_duration_hours(lc: lk.LightCurve, period_days: float, durations_hours: np.ndarray) -> float:
@@ -613,6 +638,7 @@ def _markdown(result: EvaluationResult) -> str:
         ("A duration is right when its bin of `distribution_params.duration` is within one bin of the "
         "true T14's bin."),
         markdown_table(["duration estimate", "within one bin"], durations),
+        *_duration_by_snr_table(r.refined),
         "## Recovery vs SNR",
         ("SNR: the highest injected matched-filter SNR of the sample's planets, against the noise "
         "of the detrended window (unknown for catalogue planets without a depth)."),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import lightkurve as lk
@@ -80,26 +81,38 @@ def quality_mask(lc: lk.LightCurve) -> np.ndarray:
 
 
 def detrend(
-    time_days: np.ndarray, flux: np.ndarray, window_days: float
+    time_days: np.ndarray, flux: np.ndarray, window_days: float, masked: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """wotan biweight detrending; returns (flux / trend, trend).
 
-    The window must be about three times the longest transit to keep (wotan's advice):
-    1.75 d keeps transits of up to ~13 h, the longest of a 40-day orbit around a Sun-like star.
+    The window must be about :data:`WINDOW_PER_TRANSIT` times the longest transit to keep
+    (wotan's advice): 1.75 d keeps transits of up to ~13 h, the longest of a 40-day orbit
+    around a Sun-like star. ``masked`` cadences (transits found already) do not pull the
+    trend; where a window holds no unmasked cadence the trend is interpolated linearly.
     """
     # wotan's numba kernels run ~20x slower on a quarter with several OpenMP threads
     # than with one (thread start-up dominates such short loops).
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        flat, trend = flatten(
-            time_days, flux, method="biweight", window_length=window_days,
-            edge_cutoff=0.0, break_tolerance=0.5, return_trend=True,
-        )
+        with warnings.catch_warnings():
+            # Masked spans longer than the window have no trend of their own: interpolated below.
+            warnings.filterwarnings("ignore", message=".*received a NaN trend", category=UserWarning)
+            flat, trend = flatten(
+                time_days, flux, method="biweight", window_length=window_days,
+                edge_cutoff=0.0, break_tolerance=0.5, return_trend=True, mask=masked,
+            )
     finally:
         numba.set_num_threads(threads)
+    if masked is not None:
+        known = np.isfinite(trend)
+        trend = np.interp(time_days, time_days[known], trend[known])
+        flat = flux / trend
     return flat, trend
 
+
+#: A transit survives a biweight window this many times its duration (wotan's advice).
+WINDOW_PER_TRANSIT = 3.0
 
 #: Points more than this many robust sigma above the trend are clipped (cosmic rays,
 #: flares). Gaussian noise exceeds 4 sigma once in ~30,000 cadences (~1.7 per Kepler
@@ -150,13 +163,16 @@ def window_for_star(time_days: np.ndarray, flux: np.ndarray, max_window_days: fl
     return float(np.clip(WINDOW_PER_VARIABILITY_PERIOD * period_days, MIN_WINDOW_DAYS, max_window_days))
 
 
-def clean_and_detrend(lc: lk.LightCurve, window_days: float,
-                      adaptive: bool = False) -> tuple[lk.LightCurve, np.ndarray]:
+def clean_and_detrend(lc: lk.LightCurve, window_days: float, adaptive: bool = False,
+                      transits: Callable[[np.ndarray], np.ndarray] | None = None
+                      ) -> tuple[lk.LightCurve, np.ndarray]:
     """Quality mask, NaN removal, detrending and upward outlier clipping.
 
     Only upward outliers (cosmic rays, flares) are clipped: transits are dips and must stay.
     With ``adaptive``, ``window_days`` is the longest window and each star gets
     :func:`window_for_star`; the window used is ``meta["DETREND_WINDOW_DAYS"]`` of the result.
+    ``transits`` (times in days -> bool) marks cadences the trend must not follow
+    (:func:`detrend`'s ``masked``).
     """
     time = np.asarray(lc.time.value, dtype=float)
     flux = np.asarray(lc.flux.value, dtype=float)
@@ -169,7 +185,7 @@ def clean_and_detrend(lc: lk.LightCurve, window_days: float,
         raise PreprocessError(f"{lc.meta.get('LABEL', 'light curve')}: no valid cadences after the quality mask")
     if adaptive:
         window_days = window_for_star(time, flux / np.nanmedian(flux), window_days)
-    flat, trend = detrend(time, flux, window_days)
+    flat, trend = detrend(time, flux, window_days, None if transits is None else transits(time))
     ok = np.isfinite(flat)
     resid = flat[ok] - 1.0
     upper = UPPER_CLIP_SIGMA * mad_std(resid) if ok.any() else np.inf
@@ -274,9 +290,28 @@ def to_series(lc: lk.LightCurve, config: Config) -> Series:
         Fewer than :data:`MIN_SEARCH_CADENCES` valid cadences, a span beyond
         :data:`MAX_SPAN_DAYS`, or no scatter left after detrending.
     """
-    name = lc.meta.get("FILENAME") or lc.meta.get("LABEL") or "light curve"
     detrended, trend = clean_and_detrend(lc, config.detrend_window_days, config.adaptive_detrending)
-    return series_from_detrended(detrended, trend, config.cadence_minutes / MINUTES_PER_DAY, name)
+    return series_from_detrended(detrended, trend, config.cadence_minutes / MINUTES_PER_DAY, _name(lc))
+
+
+def redetrended(lc: lk.LightCurve, series: Series, transits: Callable[[np.ndarray], np.ndarray]) -> Series:
+    """``series`` made again from ``lc`` with the same window, the cadences where
+    ``transits`` is True masked from the trend.
+
+    A window shorter than :data:`WINDOW_PER_TRANSIT` transit durations (a fast
+    rotator's) follows the transit and eats its depth and edges. Measured on 17 simulated
+    fast rotators (P_rot 0.7-3 d, spots of 0.3-3 %) whose 3.5-10-h transits ``predict``
+    found with p >= 0.5: box depth 0.41 of the true depth at the median, 0.78 once
+    detrended again (a box averages ~0.8 of a limb-darkened transit); durations 10 % off
+    at the median, 4 % again (but spots of 1-3 % at P_rot 3 d leave 3 of them 1.6-2.4x
+    too long: the trend interpolated across a 10-h gap is off by much of the depth).
+    """
+    detrended, trend = clean_and_detrend(lc, series.detrended.meta["DETREND_WINDOW_DAYS"], transits=transits)
+    return series_from_detrended(detrended, trend, series.cadence_days, _name(lc))
+
+
+def _name(lc: lk.LightCurve) -> str:
+    return lc.meta.get("FILENAME") or lc.meta.get("LABEL") or "light curve"
 
 
 def to_windows(lc: lk.LightCurve, config: Config) -> Windows:
