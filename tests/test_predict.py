@@ -327,6 +327,44 @@ def test_only_clean_planets_longer_than_a_third_of_the_window_are_detrended_agai
     assert _eroded_planets([replace(planet, duration_hours=2.0), replace(planet, search_pass=1)], series, 0.5)
 
 
+def test_measured_again_keeps_the_model_s_series_and_the_same_signal_s_ephemeris():
+    from exoperiod.search.predict import CpuClock, _measured_again_if_eroded
+    from exoperiod.search.preprocess import to_series
+
+    # A 1.2-d rotator gets the shortest window (0.3 d): a 4-h planet is eaten into.
+    rng = np.random.default_rng(5)
+    time = 100.0 + np.arange(0.0, 60.0, 29.4 / 1440)
+    flux = 1 + 3e-3 * np.sin(2 * np.pi * time / 1.2) + 3e-4 * rng.standard_normal(time.size)
+    lc = lk.LightCurve(time=time, flux=flux, flux_err=np.full(time.size, 3e-4))
+    series = to_series(lc, load_config())
+    assert series.window_days == pytest.approx(0.3)
+    planet = Candidate(period_days=5.0, probability=0.9, t0_btjd_or_bkjd=101.0, duration_hours=4.0, depth_ppm=1e4,
+                       snr=50.0, odd_even_depth_ratio=1.0, bin_index=10, period_err_days=1e-4, t0_err_days=1e-3)
+    other = replace(planet, period_days=7.3, probability=0.1, bin_index=20)
+
+    def search_planets(_series, _search):
+        # The second refinement: the planet a hair off (same signal), the other bin far off.
+        return [replace(planet, period_days=5.0001, t0_btjd_or_bkjd=101.01, duration_hours=4.5),
+                replace(other, period_days=7.5, duration_hours=3.0)], ["second"]
+
+    again, _, candidates, notes = _measured_again_if_eroded(lc, series, TransitSearch(series.detrended),
+                                                            [planet, other], ["first"], search_planets,
+                                                            CpuClock(), 0.5)
+    assert (candidates[0].period_days, candidates[0].t0_btjd_or_bkjd, candidates[0].duration_hours) == (5.0, 101.0, 4.5)
+    assert (candidates[1].period_days, candidates[1].duration_hours) == (7.5, 3.0)
+    assert notes[0] == "second" and notes[-1].startswith("detrended again with the transits at 5 d")
+    # What the model scored stays; what refinement, plots and views read is new.
+    np.testing.assert_array_equal(again.flux, series.flux)
+    assert again.noise_ppm == series.noise_ppm and again.window_days == series.window_days
+    assert len(again.trend) == len(again.detrended)
+    _, new_at, old_at = np.intersect1d(again.detrended.time.value, series.detrended.time.value, return_indices=True)
+    assert not np.allclose(again.trend[new_at], series.trend[old_at])
+    # Transits that would mask two thirds of the light curve: left as they are.
+    wide = replace(planet, period_days=0.5)
+    assert _measured_again_if_eroded(lc, series, TransitSearch(series.detrended), [wide], [], search_planets,
+                                     CpuClock(), 0.5)[2] == [wide]
+
+
 def test_standardized_flux_has_no_depth_ppm(injected_quarter, untrained_model):
     lc, _, _ = injected_quarter
     flux = np.asarray(lc.flux.value, dtype=float)

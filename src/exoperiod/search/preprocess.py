@@ -80,35 +80,52 @@ def quality_mask(lc: lk.LightCurve) -> np.ndarray:
     return flags.create_quality_mask(quality.astype(np.int32), bitmask="default")
 
 
+#: Gaps longer than this [d] split a light curve into pieces wotan detrends apart (a
+#: star's level may jump across a data download or a safe mode).
+BREAK_TOLERANCE_DAYS = 0.5
+
+
 def detrend(
     time_days: np.ndarray, flux: np.ndarray, window_days: float, masked: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """wotan biweight detrending; returns (flux / trend, trend).
+    """wotan biweight detrending of a light curve sorted in time; returns (flux / trend, trend).
 
     The window must be about :data:`WINDOW_PER_TRANSIT` times the longest transit to keep
     (wotan's advice): 1.75 d keeps transits of up to ~13 h, the longest of a 40-day orbit
     around a Sun-like star. ``masked`` cadences (transits found already) do not pull the
-    trend; where a window holds no unmasked cadence the trend is interpolated linearly.
+    trend. Where a window holds no unmasked cadence, the trend is interpolated linearly
+    within the piece between gaps (never across a gap, where the star's level may jump);
+    a piece with no unmasked cadence at all keeps the unmasked trend.
     """
-    # wotan's numba kernels run ~20x slower on a quarter with several OpenMP threads
-    # than with one (thread start-up dominates such short loops).
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        with warnings.catch_warnings():
-            # Masked spans longer than the window have no trend of their own: interpolated below.
-            warnings.filterwarnings("ignore", message=".*received a NaN trend", category=UserWarning)
-            flat, trend = flatten(
-                time_days, flux, method="biweight", window_length=window_days,
-                edge_cutoff=0.0, break_tolerance=0.5, return_trend=True, mask=masked,
-            )
-    finally:
-        numba.set_num_threads(threads)
-    if masked is not None:
-        known = np.isfinite(trend)
-        trend = np.interp(time_days, time_days[known], trend[known])
-        flat = flux / trend
-    return flat, trend
+
+    def trend_of(mask: np.ndarray | None) -> np.ndarray:
+        # wotan's numba kernels run ~20x slower on a quarter with several OpenMP threads
+        # than with one (thread start-up dominates such short loops).
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            with warnings.catch_warnings():
+                if mask is not None:  # spans with no trend of their own are bridged below
+                    warnings.filterwarnings("ignore", message=".*received a NaN trend", category=UserWarning)
+                return flatten(time_days, flux, method="biweight", window_length=window_days, edge_cutoff=0.0,
+                               break_tolerance=BREAK_TOLERANCE_DAYS, return_trend=True, mask=mask)[1]
+        finally:
+            numba.set_num_threads(threads)
+
+    trend = trend_of(masked)
+    if masked is not None and not np.isfinite(trend).all():
+        unmasked = None
+        pieces = np.split(np.arange(len(time_days)), np.flatnonzero(np.diff(time_days) > BREAK_TOLERANCE_DAYS) + 1)
+        for piece in pieces:
+            known = np.isfinite(trend[piece])
+            if known.all():
+                continue
+            if known.any():
+                trend[piece] = np.interp(time_days[piece], time_days[piece][known], trend[piece][known])
+            else:
+                unmasked = trend_of(None) if unmasked is None else unmasked
+                trend[piece] = unmasked[piece]
+    return flux / trend, trend
 
 
 #: A transit survives a biweight window this many times its duration (wotan's advice).
@@ -233,7 +250,9 @@ class Series:
     noise_ppm : float
         Robust per-cell scatter of the detrended flux, the unit of ``flux``.
     detrended : lightkurve.LightCurve
-        The cleaned, detrended light curve at its own cadence (relative flux around 1).
+        The cleaned, detrended light curve at its own cadence (relative flux around 1);
+        after :func:`redetrended`, the second detrending (``flux`` and ``noise_ppm`` stay
+        the first's).
     trend : ndarray
         The wotan trend the raw flux was divided by, aligned with ``detrended``.
     """
@@ -245,6 +264,11 @@ class Series:
     noise_ppm: float
     detrended: lk.LightCurve
     trend: np.ndarray
+
+    @property
+    def window_days(self) -> float:
+        """The biweight window the star was detrended with, days."""
+        return float(self.detrended.meta["DETREND_WINDOW_DAYS"])
 
     @property
     def span_days(self) -> float:
@@ -295,8 +319,9 @@ def to_series(lc: lk.LightCurve, config: Config) -> Series:
 
 
 def redetrended(lc: lk.LightCurve, series: Series, transits: Callable[[np.ndarray], np.ndarray]) -> Series:
-    """``series`` made again from ``lc`` with the same window, the cadences where
-    ``transits`` is True masked from the trend.
+    """``series`` with its ``detrended`` and ``trend`` made again from ``lc`` with the same
+    window, the cadences where ``transits`` is True masked from the trend; ``flux``,
+    ``mask`` and ``noise_ppm`` (what the model scores) stay the first detrending's.
 
     A window shorter than :data:`WINDOW_PER_TRANSIT` transit durations (a fast
     rotator's) follows the transit and eats its depth and edges. Measured on 17 simulated
@@ -306,8 +331,8 @@ def redetrended(lc: lk.LightCurve, series: Series, transits: Callable[[np.ndarra
     at the median, 4 % again (but spots of 1-3 % at P_rot 3 d leave 3 of them 1.6-2.4x
     too long: the trend interpolated across a 10-h gap is off by much of the depth).
     """
-    detrended, trend = clean_and_detrend(lc, series.detrended.meta["DETREND_WINDOW_DAYS"], transits=transits)
-    return series_from_detrended(detrended, trend, series.cadence_days, _name(lc))
+    detrended, trend = clean_and_detrend(lc, series.window_days, transits=transits)
+    return replace(series, detrended=detrended, trend=trend)
 
 
 def _name(lc: lk.LightCurve) -> str:
