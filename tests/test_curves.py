@@ -79,7 +79,7 @@ def test_variability_families_change_the_star_not_the_draws():
     assert [s.source.rsplit(":", 1)[1] for s in (gp, fast, flares)] == ["gp", "fast_rotator", "flares"]
     # A fast rotator (P_rot <= 5 d, >= 0.1 %) gets a short window; flares add upward excursions
     # that the upward clipping removes, so the detrended series stays within the noise.
-    assert fast.series.detrended.meta["DETREND_WINDOW_DAYS"] < 1.0
+    assert fast.series.window_days < 1.0
     assert np.max(flares.series.flux[flares.series.mask]) < 6
     with pytest.raises(ValueError, match="variability must be one of"):
         make_sample(5, config, variability="pulsator", **kwargs)

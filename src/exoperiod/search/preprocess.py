@@ -362,7 +362,7 @@ def to_windows(lc: lk.LightCurve, config: Config) -> Windows:
     PreprocessError
         Too few valid cadences, or data too sparse for any window.
     """
-    name = lc.meta.get("FILENAME") or lc.meta.get("LABEL") or "light curve"
+    name = _name(lc)
     series = to_series(lc, config)
     length = config.lightcurve_length
     n_windows = -(-len(series.flux) // length)
