@@ -19,7 +19,12 @@ over a flat line is ``0.5 * depth**2 / depth_err**2`` with
   middle of the data, where it and the period do not correlate; ``t0`` is the first
   transit, so its error adds ``n`` period errors (``n`` periods before the middle).
   The BLS period and t0 are first polished the same way (:func:`polish`): moved to the
-  middle of the likelihood's highest plateau.
+  middle of the likelihood's highest plateau; the limb-darkened transit fitted to them
+  then times them again (:meth:`~exoperiod.search.refine.TransitSearch.transit_shape`),
+  and the errors are the box's around that ephemeris. On the 92 planets of the simulated
+  test split found at the right period, |period - true| / ``period_err_days`` has a
+  median of 0.75 (0.49 at SNR >= 100: conservative there); at the polished box's period
+  it was 2.1 (4.8 at SNR >= 100).
 
 All assume white noise; with red noise left after detrending they are too small. A box
 has sharp edges: its likelihood changes only when a cadence enters or leaves a box, so
@@ -189,9 +194,14 @@ def polish(search: TransitSearch, fit: BoxFit) -> BoxFit:
     for _ in range(POLISH_ROUNDS):
         t0 += _Scanner(search, period, t0, fit.duration_days).best_offset("t0")
         period += _Scanner(search, period, t0, fit.duration_days).best_offset("period")
-    stats = search.bls.compute_stats(period, fit.duration_days, t0)
+    return box_depth(search, replace(fit, period_days=period, t0_days=search.first_transit(t0, period)))
+
+
+def box_depth(search: TransitSearch, fit: BoxFit) -> BoxFit:
+    """``fit`` with the depth (and its error) of the box of its period, mid-time and duration."""
+    stats = search.bls.compute_stats(fit.period_days, fit.duration_days, fit.t0_days)
     depth, depth_err = (float(v) for v in stats["depth"])
-    return replace(fit, period_days=period, t0_days=search.first_transit(t0, period), depth=depth, depth_err=depth_err)
+    return replace(fit, depth=depth, depth_err=depth_err)
 
 
 def _carter_floor(fit: BoxFit, n_transits: int, exposure_days: float) -> dict[str, float]:
