@@ -176,7 +176,7 @@ class _Scanner:
         return half
 
 
-def _middle_transit(search: TransitSearch, period_days: float, t0_days: float) -> float:
+def middle_transit(search: TransitSearch, period_days: float, t0_days: float) -> float:
     """The mid-transit time of the ephemeris nearest the middle of the data: there the
     period and the epoch are uncorrelated, so they can be scanned one at a time."""
     middle = 0.5 * (search.time_days[0] + search.time_days[-1])
@@ -190,7 +190,7 @@ def polish(search: TransitSearch, fit: BoxFit) -> BoxFit:
     scanning t0 and then the period (twice, as they correlate) pins them finer, which
     matters for the transit times of a short period over a long light curve.
     """
-    period, t0 = fit.period_days, _middle_transit(search, fit.period_days, fit.t0_days)
+    period, t0 = fit.period_days, middle_transit(search, fit.period_days, fit.t0_days)
     for _ in range(POLISH_ROUNDS):
         t0 += _Scanner(search, period, t0, fit.duration_days).best_offset("t0")
         period += _Scanner(search, period, t0, fit.duration_days).best_offset("period")
@@ -220,10 +220,10 @@ def _carter_floor(fit: BoxFit, n_transits: int, exposure_days: float) -> dict[st
 def ephemeris_fields(search: TransitSearch, fit: BoxFit, standardized: bool) -> dict:
     """Transit times and uncertainties of ``fit`` as :class:`~exoperiod.search.refine.Candidate` fields."""
 
-    middle = _middle_transit(search, fit.period_days, fit.t0_days)
+    middle = middle_transit(search, fit.period_days, fit.t0_days)
     scanner = _Scanner(search, fit.period_days, middle, fit.duration_days)
     times = observed_transit_times(search.time_days, fit.period_days, fit.t0_days, fit.duration_days)
-    floor = _carter_floor(fit, len(times), float(np.median(np.diff(search.time_days))))
+    floor = _carter_floor(fit, len(times), search.exposure_days)
     period_err = max(scanner.one_sigma("period"), floor["period"])
     middle_err = max(scanner.one_sigma("t0"), floor["t0"])
     # t0 is the first transit, n periods before the middle one: the period's error adds n times.

@@ -371,8 +371,8 @@ def _measured_again_if_eroded(
     times (:func:`_same_signal`) keeps its first
     ephemeris (period, t0, their errors, transit times): the trend interpolated across
     the masked transits blurs their timing (taken from the second, the median period
-    error of 51 held-out planets grew from 1.0e-4 to 1.4e-4). Durations, depths and
-    SNRs come from the second.
+    error of 51 held-out planets grew from 1.0e-4 to 1.4e-4, measured when periods were
+    the box's). Durations, depths and SNRs come from the second.
     """
     eroded = _eroded_planets(candidates, series, min_probability)
 

@@ -5,9 +5,11 @@ Place in the flow (search side): readers -> inputs -> preprocess -> fold -> mode
 
 The model says *which bins* hold a planet; a fine BLS (astropy
 :class:`~astropy.timeseries.BoxLeastSquares`) restricted to one bin's period range then
-says *where exactly*: period, mid-transit time, duration, depth and SNR, all measured on
-the whole detrended light curve (every window), so a 4-year light curve pins the period
-far better than one quarter. Restricting the search to a bin (plus half a bin on each
+says *where*: period, mid-transit time, depth and SNR, all measured on the whole
+detrended light curve (every window), so a 4-year light curve pins the period far better
+than one quarter; a limb-darkened transit fitted to the box's transits then gives the
+duration and times the period and mid-transit time finer than a box can
+(:meth:`TransitSearch.transit_shape`). Restricting the search to a bin (plus half a bin on each
 side) keeps it cheap: a bin is ~4 % of the period axis, it is scanned coarsely first
 and finely only around its best peaks.
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import lightkurve as lk
 import numpy as np
@@ -37,7 +39,7 @@ from ..constants import HOURS_PER_DAY, KEPLER_SOLAR_LIMB_DARKENING
 from ..files import json_safe
 from ..grid import HARMONICS
 from ..orbits import longest_transit_hours
-from .ephemeris import box_depth, ephemeris_fields, polish
+from .ephemeris import box_depth, ephemeris_fields, middle_transit, polish
 from .fold import typical_duration_days
 
 #: Trial transit durations of the BLS, hours (the longest also capped by the period).
@@ -69,9 +71,10 @@ ODD_EVEN_MIN_DIFFERENCE = 0.3
 BIN_MARGIN = 0.5
 #: BLS steps scanned on either side of the coherent fold's best period.
 SEED_STEPS = 4
-#: The transit-shape fit of a BLS box (:meth:`TransitSearch.transit_shape`) uses the
-#: folded cadences within this many box durations of mid-transit; its total duration may
-#: range over SHAPE_DURATION_RANGE times the box's, its mid-time move by half a box.
+#: The transit-shape fit of a BLS box (:meth:`TransitSearch.transit_shape`) and its timing
+#: use the cadences within this many box durations of mid-transit (at most half a period
+#: on either side); its total duration may range over SHAPE_DURATION_RANGE times the
+#: box's, its mid-time move by half a box.
 SHAPE_WINDOW_DURATIONS = 3.0
 SHAPE_DURATION_RANGE = (0.5, 2.5)
 #: Folded cadences beyond this many are averaged in as many phase bins (each 6 % of the
@@ -83,12 +86,15 @@ SHAPE_MAX_POINTS = 100
 #: Points per cadence at which the transit model is averaged over the exposure.
 SUPERSAMPLE = 5
 #: Phases the template of :meth:`TransitSearch._timed` is drawn at over its window (six
-#: box durations): steps of 0.3 % of a box, far below any timing a light curve gives.
+#: box durations at most): steps of 0.3 % of a box, far below any timing a light curve gives.
 TEMPLATE_POINTS = 2001
 #: Stopping rule of each transit-shape fit: durations to 1e-4 of themselves are far
 #: finer than any light curve measures them, and a fit that wanders (a shallow dip in
 #: red noise took 300 steps) stops at 50 steps instead of costing 0.3 s.
 SHAPE_FIT_OPTIONS = {"xtol": 1e-4, "ftol": 1e-6, "max_nfev": 50}
+#: Stopping rule of the timing fit (offsets of period and mid-time that start at 0, so
+#: ``xtol`` is relative to the scales given): it converges in 4-12 evaluations.
+TIMING_FIT_OPTIONS = {"xtol": 1e-6, "ftol": 1e-9, "max_nfev": 50}
 
 
 @dataclass
@@ -193,6 +199,15 @@ class Candidate:
         if self.better_period_days is not None and self.better_period_days < period:
             period = self.better_period_days
         return in_transit(time_days, period, self.t0_btjd_or_bkjd, widen * self.duration_hours / HOURS_PER_DAY)
+
+
+class ShapeFit(NamedTuple):
+    """A limb-darkened transit fitted to a fold (:meth:`TransitSearch._shape`)."""
+
+    shift_days: float  # of mid-transit from the fold's
+    t14_days: float
+    impact: float
+    rp_rs: float
 
 
 @dataclass(frozen=True)
@@ -340,7 +355,7 @@ class TransitSearch:
         holds too few cadences; a fit stopped by the cap of :data:`SHAPE_FIT_OPTIONS`
         keeps where it got.
         """
-        fit = polish(self, fit)
+        fit = polished = polish(self, fit)
         shape = self._shape(fit, standardized)
         if shape is None:
             return fit
@@ -348,17 +363,15 @@ class TransitSearch:
         again = None if timed is None else self._shape(timed, standardized)
         if again is not None:
             fit, shape = timed, again
-        shift, t14 = shape[0], shape[1]
-        t0 = self.first_transit(fit.t0_days + shift, fit.period_days)
-        if not in_transit(self.time_days, fit.period_days, t0, t14).any():
+        t0 = self.first_transit(fit.t0_days + shape.shift_days, fit.period_days)
+        if not in_transit(self.time_days, fit.period_days, t0, shape.t14_days).any():
             # Shifted and narrowed into a gap (a transit or two at the edges of the data):
             # no cadence would measure that transit, so the box stays.
-            return fit
-        return replace(fit, t0_days=t0, duration_days=t14)
+            return polished
+        return replace(fit, t0_days=t0, duration_days=shape.t14_days)
 
-    def _shape(self, fit: BoxFit, standardized: bool) -> np.ndarray | None:
-        """Mid-time shift, T14 (days), impact parameter and radius ratio of the transit
-        fitted to ``fit``'s fold (see :meth:`transit_shape`); None if the fit cannot start."""
+    def _shape(self, fit: BoxFit, standardized: bool) -> ShapeFit | None:
+        """The transit fitted to ``fit``'s fold (see :meth:`transit_shape`); None if the fit cannot start."""
         period, box = fit.period_days, fit.duration_days
         half_window = min(SHAPE_WINDOW_DURATIONS * box, 0.5 * period)
         phase = (self.time_days - fit.t0_days + 0.5 * period) % period - 0.5 * period
@@ -393,48 +406,53 @@ class TransitSearch:
                                    x_scale=[box, box, 0.3, rp_rs, fit.depth][:n])
         except ValueError:
             return None
-        return result.x[:4]
+        return ShapeFit(*(float(v) for v in result.x[:4]))
 
-    def _timed(self, fit: BoxFit, shape: np.ndarray) -> BoxFit | None:
-        """``fit`` with the period and mid-time at which the transit ``shape`` (of
-        :meth:`_shape`) best matches the cadences near its transits; None with fewer than
-        two transits observed.
+    def _timed(self, fit: BoxFit, shape: ShapeFit) -> BoxFit | None:
+        """``fit`` with the period and mid-time at which the transit ``shape`` best
+        matches the cadences near its transits; None with fewer than two transits that
+        hold a cadence.
 
         Unlike a box's, the likelihood of a limb-darkened template is smooth in the
         period, so least squares finds its maximum. The template is drawn once on a fine
         grid of phases and interpolated; its depth and the baseline are solved linearly
         at each step. The epoch is the transit nearest the middle of the data, where it
-        does not correlate with the period.
+        does not correlate with the period. The period moves by at most one step of the
+        BLS grid it came from (the box likelihood, polished, is already within one): it
+        is made finer here, never moved to another signal (with three transits, a
+        half-duration drift allows 3 % of the period: a 3.11-d alias of Kepler-6 b slid
+        onto the planet's own transits at 3.18 d).
         """
-        shift, t14, impact, rp_rs = (float(v) for v in shape)
-        period = fit.period_days
-        t0 = fit.t0_days + shift
-        t0 += period * round((0.5 * (self.time_days[0] + self.time_days[-1]) - t0) / period)
-        half_window = min(SHAPE_WINDOW_DURATIONS * fit.duration_days, 0.5 * period)
-        cycle = np.round((self.time_days - t0) / period)
-        near = np.abs(self.time_days - t0 - cycle * period) < half_window
-        time, cycle, flux = self.time_days[near], cycle[near], self.flux[near]
-        if len(np.unique(cycle)) < 2:
+        period_days = fit.period_days
+        t0_days = middle_transit(self, period_days, fit.t0_days + shape.shift_days)
+        half_window_days = min(SHAPE_WINDOW_DURATIONS * fit.duration_days, 0.5 * period_days)
+        cycle = np.round((self.time_days - t0_days) / period_days)
+        offset_days = self.time_days - t0_days - cycle * period_days
+        if len(np.unique(cycle[np.abs(offset_days) < 0.5 * shape.t14_days])) < 2:
             return None
-        phases = np.linspace(-half_window, half_window, TEMPLATE_POINTS)
-        template = _TransitShape(phases, period, self.exposure_days).dip(0.0, t14, impact, rp_rs)
+        near = np.abs(offset_days) < half_window_days
+        time_days, cycle, flux = self.time_days[near], cycle[near], self.flux[near]
+        phase_days = np.linspace(-half_window_days, half_window_days, TEMPLATE_POINTS)
+        template = _TransitShape(phase_days, period_days, self.exposure_days).dip(
+            0.0, shape.t14_days, shape.impact, shape.rp_rs)
 
         def residuals(p: np.ndarray) -> np.ndarray:
-            dip = np.interp(time - (t0 + p[1]) - cycle * (period + p[0]), phases, template)
+            dip = np.interp(time_days - (t0_days + p[1]) - cycle * (period_days + p[0]), phase_days, template)
             dip -= dip.mean()
             norm = float(dip @ dip)
             scale = float(dip @ flux) / norm if norm > 0 else 0.0
             return flux - flux.mean() - scale * dip
 
-        # A transit drifts by at most half a duration over the data, or moves by half one.
-        step = 0.5 * t14 / max(1.0, float(np.ptp(cycle)))
+        max_step_days = period_days * relative_period_step(period_days, self.baseline_days)
         try:
-            result = least_squares(residuals, [0.0, 0.0], bounds=([-step, -0.5 * t14], [step, 0.5 * t14]),
-                                   x_scale=[0.1 * step, 0.1 * t14], **SHAPE_FIT_OPTIONS)
+            result = least_squares(residuals, [0.0, 0.0], bounds=([-max_step_days, -0.5 * shape.t14_days],
+                                                                 [max_step_days, 0.5 * shape.t14_days]),
+                                   x_scale=[0.1 * max_step_days, 0.1 * shape.t14_days], **TIMING_FIT_OPTIONS)
         except ValueError:
             return None
-        period += float(result.x[0])
-        return replace(fit, period_days=period, t0_days=self.first_transit(t0 + float(result.x[1]), period))
+        period_days += float(result.x[0])
+        return replace(fit, period_days=period_days, t0_days=self.first_transit(t0_days + float(result.x[1]),
+                                                                                period_days))
 
     def vet(self, fit: BoxFit) -> tuple[float | None, list[str]]:
         """The odd/even depth ratio (None if either half has no data) and warnings, in words.
