@@ -98,6 +98,8 @@ def test_refined_evaluation_sets_refined_and_bls_durations_beside_the_head(tiny_
     report = (tmp_path / "report.md").read_text()
     assert f"refined (limb-darkened fit, T14), top-1 period right ({refined.n_duration} planets)" in report
     assert "astropy BLS's best box at the same period, same planets" in report
+    assert (f"seed repository's linear grid (1-20 h in 100 bins of 0.19 h), same planets | "
+            f"{100 * refined.duration_top1_seed_grid:.1f} %") in report
     # The SNR tiers split the same planets: their counts and hits add up to the totals.
     tiers = refined.duration_by_snr
     assert sum(row.n for row in tiers) == refined.n_duration
@@ -210,3 +212,12 @@ def test_benchmark_bls_smoke_run_on_a_real_quarter(bench_script, shared_data):
     assert row["method"] == "bls" and row["error"] is None and row["snr_reached"] == pytest.approx(50, rel=1e-3)
     assert row["top3"], f"BLS missed an SNR-50 planet at {row['true_period_days']:.3f} d: {row['periods_found']}"
     assert row["cpu_search_s"] > 0
+
+
+def test_the_seed_repository_s_duration_grid_is_its_config_s():
+    from exoperiod.learning.evaluate import SEED_DURATION_GRID
+
+    # "duration": {"min": 1, "max": 20, "bins": 100}: evenly spaced hours.
+    assert len(SEED_DURATION_GRID.centers_days) == 100
+    np.testing.assert_allclose(np.diff(SEED_DURATION_GRID.centers_days), 0.19)
+    assert SEED_DURATION_GRID.index(3.0) == int((3.0 - 1.0) / 0.19)

@@ -51,7 +51,7 @@ from scipy.special import expit
 from ..config import Config, ConfigError
 from ..constants import HOURS_PER_DAY, MINUTES_PER_DAY
 from ..files import atomic_write_text, json_safe
-from ..grid import HARMONICS, PeriodGrid
+from ..grid import HARMONICS, PeriodGrid, period_weights
 from ..plotting import pyplot, save_figure
 from ..search.model import PeriodModel
 from ..search.refine import MAX_DUTY_CYCLE
@@ -63,6 +63,10 @@ from .train import Split, load_split, top_k_recovery
 PERIOD_TOLERANCE = 0.02
 #: Edges of the SNR tiers (the last tier is open-ended).
 SNR_EDGES = (7.0, 10.0, 15.0, 25.0, 50.0)
+#: The seed repository's own duration grid (hours; its config.json's ``"duration": {"min":
+#: 1, "max": 20, "bins": 100}``, linear): refined durations are also scored on it, as the
+#: issue that set the 80 % target quotes it.
+SEED_DURATION_GRID = PeriodGrid(1.0, 20.0, 100, "linear")
 #: Edges of the period ranges, days.
 PERIOD_EDGES_DAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 25.0, 40.0)
 FALSE_ALARM_THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -213,6 +217,7 @@ class SamplePlanets:
     snrs: list[float]
     noise_ppm: float
     window_start_days: float
+    durations_hours: list[float] = field(default_factory=list)
 
     @property
     def primary(self) -> int | None:
@@ -228,7 +233,8 @@ class SamplePlanets:
         planets = [p for p in sample.planets if grid.contains(p["period_days"])]
         return cls(sample.kind, [float(p["period_days"]) for p in planets],
                    [float(p["snr"]) if p.get("snr") is not None else math.nan for p in planets],
-                   sample.noise_ppm, sample.window_start_days)
+                   sample.noise_ppm, sample.window_start_days,
+                   [float(p.get("duration_hours") or math.nan) for p in planets])
 
 
 def window_lightcurve(flux: np.ndarray, mask: np.ndarray, start_days: float, config: Config,
@@ -272,6 +278,8 @@ class RefinedRecovery:
     #: The same for astropy BLS's best box duration at that refined period.
     bls_duration_top1: float = float("nan")
     n_duration: int = 0
+    #: ``duration_top1`` on :data:`SEED_DURATION_GRID`.
+    duration_top1_seed_grid: float = float("nan")
     #: The same two by the planet's SNR tier (:data:`SNR_EDGES`): where durations are
     #: limited by the noise and where by the method.
     duration_by_snr: list[DurationRow] = field(default_factory=list)
@@ -358,7 +366,7 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
     from ..search.predict import predict
 
     todo = [i for i, s in enumerate(planets) if s.periods_days]
-    top1, top3, alias, duration, bls_duration, duration_snr = [], [], [], [], [], []
+    top1, top3, alias, duration, bls_duration, duration_snr, seed_grid = [], [], [], [], [], [], []
     known = {(i, b): w for i, b, w in data.durations}
     grid = model.duration_grid
     start = time.process_time()
@@ -378,6 +386,8 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
             # The duration grid is a PeriodGrid in hours: its "centers_days" are hours.
             box_hours = bls_duration_hours(prediction.series.detrended, found[0], grid.centers_days)
             duration += duration_bin_hits([grid.index(candidates[0].duration_hours)], [truth])
+            seed_grid += duration_bin_hits([SEED_DURATION_GRID.index(candidates[0].duration_hours)],
+                                           [period_weights(SEED_DURATION_GRID, [s.durations_hours[s.primary]]).weights])
             bls_duration += duration_bin_hits([grid.index(box_hours)], [truth])
             duration_snr.append(s.snrs[s.primary])
         top1.append(period_recovered(found, s.periods_days, 1))
@@ -394,7 +404,7 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
     by_snr = [DurationRow(name, len(hits), mean([duration[i] for i in hits]), mean([bls_duration[i] for i in hits]))
               for name in order if (hits := [i for i, g in enumerate(groups) if g == name])]
     return RefinedRecovery(len(todo), mean(top1), mean(top3), mean(alias), seconds / max(len(todo), 1),
-                           mean(duration), mean(bls_duration), len(duration), by_snr)
+                           mean(duration), mean(bls_duration), len(duration), mean(seed_grid), by_snr)
 
 
 def _duration_by_snr_table(refined: RefinedRecovery | None) -> list[str]:
@@ -632,7 +642,9 @@ def _markdown(result: EvaluationResult) -> str:
         durations += [
             (f"refined (limb-darkened fit, T14), top-1 period right ({r.refined.n_duration} planets)",
              _percent(r.refined.duration_top1)),
-            ("astropy BLS's best box at the same period, same planets", _percent(r.refined.bls_duration_top1))]
+            ("astropy BLS's best box at the same period, same planets", _percent(r.refined.bls_duration_top1)),
+            ("refined, on the seed repository's linear grid (1-20 h in 100 bins of 0.19 h), same planets",
+             _percent(r.refined.duration_top1_seed_grid))]
     parts += [
         "## Transit duration",
         ("A duration is right when its bin of `distribution_params.duration` is within one bin of the "

@@ -23,7 +23,7 @@ over a flat line is ``0.5 * depth**2 / depth_err**2`` with
   then times them again (:meth:`~exoperiod.search.refine.TransitSearch.transit_shape`),
   and the errors are the box's around that ephemeris. On the 92 planets of the simulated
   test split found at the right period, |period - true| / ``period_err_days`` has a
-  median of 0.75 (0.49 at SNR >= 100: conservative there); at the polished box's period
+  median of 0.74 (0.49 at SNR >= 100: conservative there); at the polished box's period
   it was 2.1 (4.8 at SNR >= 100).
 
 All assume white noise; with red noise left after detrending they are too small. A box
