@@ -283,7 +283,7 @@ def test_a_spotted_star_s_long_dips_are_no_planet(shared_data, shipped_model):
 
 def test_a_planet_the_window_eats_into_is_measured_on_the_star_detrended_again(shared_data, shipped_model,
                                                                                monkeypatch):
-    # Kepler-6 Q1: the star's own window (7.2 h) is shorter than three of its hot
+    # Kepler-6 Q0: the star's own window (7.2 h) is shorter than three of its hot
     # Jupiter's 3.6-h transits, so the biweight shaves them. Detrended again with them
     # masked, depth and duration both come closer to the KOI table's (10,559 ppm, 3.594 h).
     import exoperiod.search.predict as predict_module

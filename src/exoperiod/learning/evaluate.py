@@ -51,7 +51,7 @@ from scipy.special import expit
 from ..config import Config, ConfigError
 from ..constants import HOURS_PER_DAY, MINUTES_PER_DAY
 from ..files import atomic_write_text, json_safe
-from ..grid import HARMONICS, PeriodGrid, period_weights
+from ..grid import HARMONICS, PeriodGrid
 from ..plotting import pyplot, save_figure
 from ..search.model import PeriodModel
 from ..search.refine import MAX_DUTY_CYCLE
@@ -280,7 +280,7 @@ class RefinedRecovery:
     n_duration: int = 0
     #: ``duration_top1`` on :data:`SEED_DURATION_GRID`.
     duration_top1_seed_grid: float = float("nan")
-    #: The same two by the planet's SNR tier (:data:`SNR_EDGES`): where durations are
+    #: ``duration_top1`` and ``bls_duration_top1`` by the planet's SNR tier (:data:`SNR_EDGES`): where durations are
     #: limited by the noise and where by the method.
     duration_by_snr: list[DurationRow] = field(default_factory=list)
 
@@ -347,8 +347,15 @@ def _logits(model: PeriodModel, data: Split, progress: ProgressCallback | None) 
 
 
 def duration_bin_hits(predicted_bins: Sequence[int], true_weights: Sequence[np.ndarray]) -> list[bool]:
-    """A duration is right when its bin is within one bin of the label's peak."""
-    return [abs(int(b) - int(np.argmax(w))) <= 1 for b, w in zip(predicted_bins, true_weights)]
+    """A duration is right when its bin is within one bin of the label's peak (a duration
+    off the grid, bin -1, is wrong)."""
+    return [b >= 0 and abs(int(b) - int(np.argmax(w))) <= 1 for b, w in zip(predicted_bins, true_weights)]
+
+
+def seed_grid_hit(predicted_hours: float, true_hours: float) -> bool:
+    """Whether a duration is within one bin of the truth on :data:`SEED_DURATION_GRID`."""
+    predicted, true = SEED_DURATION_GRID.index(predicted_hours), SEED_DURATION_GRID.index(true_hours)
+    return predicted >= 0 and true >= 0 and abs(predicted - true) <= 1
 
 
 def _search_cpu_ms(model: PeriodModel, data: Split, n: int = 20) -> float:
@@ -386,8 +393,7 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
             # The duration grid is a PeriodGrid in hours: its "centers_days" are hours.
             box_hours = bls_duration_hours(prediction.series.detrended, found[0], grid.centers_days)
             duration += duration_bin_hits([grid.index(candidates[0].duration_hours)], [truth])
-            seed_grid += duration_bin_hits([SEED_DURATION_GRID.index(candidates[0].duration_hours)],
-                                           [period_weights(SEED_DURATION_GRID, [s.durations_hours[s.primary]]).weights])
+            seed_grid.append(seed_grid_hit(candidates[0].duration_hours, s.durations_hours[s.primary]))
             bls_duration += duration_bin_hits([grid.index(box_hours)], [truth])
             duration_snr.append(s.snrs[s.primary])
         top1.append(period_recovered(found, s.periods_days, 1))
@@ -404,7 +410,9 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
     by_snr = [DurationRow(name, len(hits), mean([duration[i] for i in hits]), mean([bls_duration[i] for i in hits]))
               for name in order if (hits := [i for i, g in enumerate(groups) if g == name])]
     return RefinedRecovery(len(todo), mean(top1), mean(top3), mean(alias), seconds / max(len(todo), 1),
-                           mean(duration), mean(bls_duration), len(duration), mean(seed_grid), by_snr)
+                           duration_top1=mean(duration), bls_duration_top1=mean(bls_duration),
+                           n_duration=len(duration), duration_top1_seed_grid=mean(seed_grid),
+                           duration_by_snr=by_snr)
 
 
 def _duration_by_snr_table(refined: RefinedRecovery | None) -> list[str]:
@@ -553,6 +561,11 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(lines)
 
 
+def _grid_words(grid: PeriodGrid) -> str:
+    bins = len(grid.centers_days)  # hours, for a duration grid
+    return f"{grid.min_days:g}-{grid.max_days:g} h in {bins} bins of {(grid.max_days - grid.min_days) / bins:.2g} h"
+
+
 def _percent(x: float) -> str:
     return "-" if not math.isfinite(x) else f"{100 * x:.1f} %"
 
@@ -643,7 +656,7 @@ def _markdown(result: EvaluationResult) -> str:
             (f"refined (limb-darkened fit, T14), top-1 period right ({r.refined.n_duration} planets)",
              _percent(r.refined.duration_top1)),
             ("astropy BLS's best box at the same period, same planets", _percent(r.refined.bls_duration_top1)),
-            ("refined, on the seed repository's linear grid (1-20 h in 100 bins of 0.19 h), same planets",
+            (f"refined, on the seed repository's linear grid ({_grid_words(SEED_DURATION_GRID)}), same planets",
              _percent(r.refined.duration_top1_seed_grid))]
     parts += [
         "## Transit duration",

@@ -92,8 +92,9 @@ TEMPLATE_POINTS = 2001
 #: finer than any light curve measures them, and a fit that wanders (a shallow dip in
 #: red noise took 300 steps) stops at 50 steps instead of costing 0.3 s.
 SHAPE_FIT_OPTIONS = {"xtol": 1e-4, "ftol": 1e-6, "max_nfev": 50}
-#: Stopping rule of the timing fit (offsets of period and mid-time that start at 0, so
-#: ``xtol`` is relative to the scales given): it converges in 4-12 evaluations.
+#: Stopping rule of the timing fit. Its offsets of period and mid-time start at 0, so
+#: scipy's ``xtol`` test (relative to the offsets themselves) is nearly absolute, ~1e-9 d:
+#: the fit stops on ``ftol`` (1e-9 of the sum of squares), in 4-12 evaluations.
 TIMING_FIT_OPTIONS = {"xtol": 1e-6, "ftol": 1e-9, "max_nfev": 50}
 
 
@@ -350,7 +351,8 @@ class TransitSearch:
         the box likelihood they start from, :func:`~exoperiod.search.ephemeris.polish`,
         has flat tops between cadences), and the shape is fitted again on the new fold.
 
-        Depth and SNR stay the box's: they are what the BLS detection statistic means.
+        Depth and SNR stay a box's (:func:`~exoperiod.search.ephemeris.box_depth`, over
+        T14 at the timed ephemeris): they are what the BLS detection statistic means.
         ``fit``, polished, is returned when the fit cannot start or the folded window
         holds too few cadences; a fit stopped by the cap of :data:`SHAPE_FIT_OPTIONS`
         keeps where it got.
