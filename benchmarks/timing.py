@@ -75,13 +75,14 @@ def run(out: Path) -> None:
 
 
 def _measures(df: pd.DataFrame, duration_grid) -> dict[str, str]:
-    from exoperiod.learning.evaluate import seed_grid_hit  # not in the code before it, which --label may run
+    # Not in the code before it, which --label may run: imported for the report only.
+    from exoperiod.learning.evaluate import SEED_DURATION_GRID, within_one_bin
 
     period = df["period_days"]
     t0_min = np.abs((df["found_t0_days"] - df["t0_days"] + 0.5 * period) % period - 0.5 * period) * 1440
-    log_hits = [abs(duration_grid.index(f) - duration_grid.index(t)) <= 1 and duration_grid.index(f) >= 0
-                for f, t in zip(df["found_duration_hours"], df["duration_hours"])]
-    seed_hits = [seed_grid_hit(f, t) for f, t in zip(df["found_duration_hours"], df["duration_hours"])]
+    pairs = list(zip(df["found_duration_hours"], df["duration_hours"]))
+    log_hits = [within_one_bin(duration_grid, found, true) for found, true in pairs]
+    seed_hits = [within_one_bin(SEED_DURATION_GRID, found, true) for found, true in pairs]
     return {
         "n": str(len(df)),
         "median \\|P / P_true - 1\\|": f"{np.median(np.abs(df['found_period_days'] / period - 1)):.2g}",

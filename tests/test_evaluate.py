@@ -215,13 +215,16 @@ def test_benchmark_bls_smoke_run_on_a_real_quarter(bench_script, shared_data):
 
 
 def test_the_seed_repository_s_duration_grid_is_its_config_s():
-    from exoperiod.learning.evaluate import SEED_DURATION_GRID, seed_grid_hit
+    from exoperiod.learning.evaluate import SEED_DURATION_GRID, within_one_bin
 
     # "duration": {"min": 1, "max": 20, "bins": 100}: evenly spaced hours.
     assert len(SEED_DURATION_GRID.centers_days) == 100
     np.testing.assert_allclose(np.diff(SEED_DURATION_GRID.centers_days), 0.19)
     assert SEED_DURATION_GRID.index(3.0) == int((3.0 - 1.0) / 0.19)
     # Within one 0.19-h bin or not; a duration off the grid is never right.
+    def seed_grid_hit(predicted_hours, true_hours):
+        return within_one_bin(SEED_DURATION_GRID, predicted_hours, true_hours)
+
     assert seed_grid_hit(3.0, 3.15) and not seed_grid_hit(3.0, 3.5)
     assert not seed_grid_hit(0.5, 1.05) and not seed_grid_hit(25.0, 19.95)
 

@@ -352,9 +352,10 @@ def duration_bin_hits(predicted_bins: Sequence[int], true_weights: Sequence[np.n
     return [b >= 0 and abs(int(b) - int(np.argmax(w))) <= 1 for b, w in zip(predicted_bins, true_weights)]
 
 
-def seed_grid_hit(predicted_hours: float, true_hours: float) -> bool:
-    """Whether a duration is within one bin of the truth on :data:`SEED_DURATION_GRID`."""
-    predicted, true = SEED_DURATION_GRID.index(predicted_hours), SEED_DURATION_GRID.index(true_hours)
+def within_one_bin(grid: PeriodGrid, predicted_hours: float, true_hours: float) -> bool:
+    """Whether a duration is within one bin of the truth on a duration ``grid`` (hours);
+    a duration off the grid is wrong."""
+    predicted, true = grid.index(predicted_hours), grid.index(true_hours)
     return predicted >= 0 and true >= 0 and abs(predicted - true) <= 1
 
 
@@ -393,7 +394,8 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
             # The duration grid is a PeriodGrid in hours: its "centers_days" are hours.
             box_hours = bls_duration_hours(prediction.series.detrended, found[0], grid.centers_days)
             duration += duration_bin_hits([grid.index(candidates[0].duration_hours)], [truth])
-            seed_grid.append(seed_grid_hit(candidates[0].duration_hours, s.durations_hours[s.primary]))
+            seed_grid.append(within_one_bin(SEED_DURATION_GRID, candidates[0].duration_hours,
+                                             s.durations_hours[s.primary]))
             bls_duration += duration_bin_hits([grid.index(box_hours)], [truth])
             duration_snr.append(s.snrs[s.primary])
         top1.append(period_recovered(found, s.periods_days, 1))

@@ -370,7 +370,7 @@ class TransitSearch:
             # Shifted and narrowed into a gap (a transit or two at the edges of the data):
             # no cadence would measure that transit, so the box stays.
             return polished
-        return replace(fit, t0_days=t0, duration_days=shape.t14_days)
+        return box_depth(self, replace(fit, t0_days=t0, duration_days=shape.t14_days))
 
     def _shape(self, fit: BoxFit, standardized: bool) -> ShapeFit | None:
         """The transit fitted to ``fit``'s fold (see :meth:`transit_shape`); None if the fit cannot start."""
@@ -652,9 +652,12 @@ def candidate_from_fit(
 ) -> Candidate:
     """A :class:`Candidate` of a fitted box: harmonics and odd/even vetted, uncertainties measured.
 
+    ``fit`` carries the box depth of its own ephemeris and duration, as
+    :meth:`TransitSearch.transit_shape` and :func:`~exoperiod.search.ephemeris.polish`
+    return it.
+
     ``notes`` (words for the candidate's ``note``) is extended with the vetting's warnings.
     """
-    fit = box_depth(search, fit)
     harmonic = search.better_harmonic(fit)
     if harmonic is not None:
         notes.append(f"{harmonic[0]} = {harmonic[1]:.4f} d explains the data better")
