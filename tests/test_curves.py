@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from exoperiod.config import load_config
-from exoperiod.learning.curves import make_sample, write_curves
+from exoperiod.learning.curves import make_sample, regenerated, write_curves
 from exoperiod.learning.train import load_split
 from exoperiod.search.preprocess import to_series
 from exoperiod.search.model import PeriodModel, features_key
@@ -68,6 +68,24 @@ def test_written_curves_carry_their_features_and_load_for_training(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(folder / "metadata.parquet"), table)
     loaded = sum(len(load_split(tmp_path, config, split)) for split in ("train", "val", "test"))
     assert loaded == 4
+
+
+def test_a_written_sample_gives_back_its_raw_light_curve_only_while_its_seed_gives_its_series(tmp_path):
+    config = load_config().model_copy(update={"output_root": str(tmp_path)})
+    folder = write_curves(config, 2, seed=1)
+    sample_id = pd.read_parquet(folder / "metadata.parquet")["sample_id"][0]
+    with np.load(folder / f"{sample_id}.npz", allow_pickle=False) as z:
+        stored = z["arr_0"]
+    again = regenerated(sample_id, stored, config, None)
+    # The raw light curve predict would get: preprocessed, it is the stored series again.
+    np.testing.assert_allclose(to_series(again.raw, config).flux, stored, atol=1e-5)
+    assert np.nanstd(again.raw.flux.value) > np.nanstd(again.series.detrended.flux.value)  # not detrended
+    # Another simulator (here: another window) no longer gives the stored series.
+    other = config.model_copy(update={"detrend_window_days": 0.5, "adaptive_detrending": False})
+    assert regenerated(sample_id, stored, other, None) is None
+    assert regenerated(sample_id, stored[::-1].copy(), config, None) is None
+    with pytest.raises(ValueError, match="not the id of a whole light curve"):
+        regenerated("synthetic-0001", stored, config, None)
 
 
 def test_variability_families_change_the_star_not_the_draws():

@@ -13,7 +13,7 @@ import lightkurve as lk
 import numpy as np
 import pytest
 
-from exoperiod.config import DistributionParams, PeriodDistribution, load_config
+from exoperiod.config import Config, DistributionParams, PeriodDistribution, config_from_dict, load_config
 from exoperiod.grid import PeriodGrid
 from exoperiod.learning.datasets import build_datasets
 from exoperiod.learning.evaluate import (
@@ -98,13 +98,37 @@ def test_refined_evaluation_sets_refined_and_bls_durations_beside_the_head(tiny_
     report = (tmp_path / "report.md").read_text()
     assert f"refined (limb-darkened fit, T14), top-1 period right ({refined.n_duration} planets)" in report
     assert "astropy BLS's best box at the same period, same planets" in report
-    assert (f"seed repository's linear grid (1-20 h in 100 bins of 0.19 h), same planets | "
-            f"{100 * refined.duration_top1_seed_grid:.1f} %") in report
+    assert "`distribution_params.duration` (a linear grid of 1-20 h in 100 bins of 0.19 h)" in report
+    assert (f"refined, on a log grid of 1-20 h in 100 bins of 3 % instead, same planets | "
+            f"{100 * refined.duration_top1_other_spacing:.1f} %") in report
     # The SNR tiers split the same planets: their counts and hits add up to the totals.
     tiers = refined.duration_by_snr
     assert sum(row.n for row in tiers) == refined.n_duration
     assert sum(row.n * row.refined for row in tiers) == pytest.approx(refined.n_duration * refined.duration_top1)
     assert all(f"| {row.group} | {row.n} |" in report for row in tiers)
+
+
+def test_refined_evaluation_searches_whole_light_curves_on_their_raw_flux(shipped_model, tmp_path):
+    from exoperiod.learning.curves import write_curves
+    from exoperiod.learning.datasets.store import read_split
+    from exoperiod.paths import shared_data_dir
+
+    root = tmp_path / "data"
+    config = shipped_model.config.model_copy(update={"output_root": str(root)})
+    folder = write_curves(config, 6, seed=3, shared=shared_data_dir())
+    with_planet = {split: [s for s in read_split(root, config, split) if s.planets] for split in ("train", "val", "test")}
+    split = max(with_planet, key=lambda k: len(with_planet[k]))
+    assert with_planet[split]
+    result = evaluate_model(shipped_model, root, config, split=split, refine=True)
+    assert result.refined.n_raw == result.refined.n == len(with_planet[split])
+    # A stored series its seed no longer gives is searched as stored.
+    path = folder / f"{with_planet[split][0].sample_id}.npz"
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["arr_0"] = arrays["arr_0"] + np.float32(0.01)
+    np.savez_compressed(path, **arrays)
+    again = evaluate_model(shipped_model, root, config, split=split, refine=True)
+    assert again.refined.n_raw == result.refined.n - 1
 
 
 def test_bls_duration_is_the_box_of_a_boxy_transit():
@@ -214,19 +238,25 @@ def test_benchmark_bls_smoke_run_on_a_real_quarter(bench_script, shared_data):
     assert row["cpu_search_s"] > 0
 
 
-def test_the_seed_repository_s_duration_grid_is_its_config_s():
-    from exoperiod.learning.evaluate import SEED_DURATION_GRID, within_one_bin
+def test_the_seed_repository_s_duration_key_gives_its_grid_and_the_report_scores_the_other_spacing_too():
+    from exoperiod.learning.evaluate import other_spacing, within_one_bin
 
-    # "duration": {"min": 1, "max": 20, "bins": 100}: evenly spaced hours.
-    assert len(SEED_DURATION_GRID.centers_days) == 100
-    np.testing.assert_allclose(np.diff(SEED_DURATION_GRID.centers_days), 0.19)
-    assert SEED_DURATION_GRID.index(3.0) == int((3.0 - 1.0) / 0.19)
+    # The seed repository's "duration": {"min": 1, "max": 20, "bins": 100} has no spacing:
+    # evenly spaced hours, which is also the default.
+    seed = config_from_dict({"distribution_params": {"duration": {"min": 1, "max": 20, "bins": 100}}})
+    for grid in (seed.duration_grid(), Config().duration_grid()):
+        assert grid.spacing == "linear" and len(grid.centers_days) == 100
+        np.testing.assert_allclose(np.diff(grid.centers_days), 0.19)
+        assert grid.index(3.0) == int((3.0 - 1.0) / 0.19)
+    grid = seed.duration_grid()
     # Within one 0.19-h bin or not; a duration off the grid is never right.
-    def seed_grid_hit(predicted_hours, true_hours):
-        return within_one_bin(SEED_DURATION_GRID, predicted_hours, true_hours)
-
-    assert seed_grid_hit(3.0, 3.15) and not seed_grid_hit(3.0, 3.5)
-    assert not seed_grid_hit(0.5, 1.05) and not seed_grid_hit(25.0, 19.95)
+    assert within_one_bin(grid, 3.0, 3.15) and not within_one_bin(grid, 3.0, 3.5)
+    assert not within_one_bin(grid, 0.5, 1.05) and not within_one_bin(grid, 25.0, 19.95)
+    # The other spacing: log bins of 3 %, narrower than 0.19 h below 6.3 h, wider above.
+    log = other_spacing(grid)
+    assert log.spacing == "log" and other_spacing(log) == grid
+    assert within_one_bin(grid, 1.2, 1.3) and not within_one_bin(log, 1.2, 1.3)
+    assert within_one_bin(log, 15.0, 15.4) and not within_one_bin(grid, 15.0, 15.4)
 
 
 def test_a_duration_off_the_grid_is_not_within_one_bin():

@@ -42,6 +42,12 @@ def test_wasp18_b_is_found_outside_the_grid_and_reported_first(wasp18) -> None:
     for ratio in (2.0, 4 / 3):
         assert not any(abs(p / (ratio * WASP_18_B_DAYS) - 1) < 0.01 for p in wasp18.periods), wasp18.periods
     assert wasp18.duration_bin_probabilities.sum() == pytest.approx(1.0)
+    # The seed repository's duration grid (1-20 h, 100 even bins); its top bin is the
+    # refined duration's (WASP-18 b: T14 2.2 h).
+    np.testing.assert_allclose(np.diff(wasp18.duration_bin_centers_hours), 0.19)
+    top = int(np.argmax(wasp18.duration_bin_probabilities))
+    assert wasp18.duration_bin_centers_hours[top] == pytest.approx(first.duration_hours, abs=0.095)
+    assert 2.0 < first.duration_hours < 2.4
     as_json = json.loads(json.dumps(wasp18.to_dict(), allow_nan=False))
     assert as_json["candidates"][0]["probability"] is None and as_json["candidates"][0]["outside_grid"] is True
 

@@ -78,6 +78,9 @@ class DurationDistribution(PeriodDistribution):
     min: float = Field(1.0, gt=0, description="Shortest duration of the grid, hours.")
     max: float = Field(20.0, gt=0, description="Longest duration of the grid, hours.")
     bins: int = Field(100, ge=2, description="Number of duration bins.")
+    spacing: Literal["log", "linear"] = Field(
+        "linear", description="Linear like the seed repository's grid (its key has no spacing)."
+    )
 
 
 class DistributionParams(_Strict):

@@ -373,11 +373,49 @@ def split_of(sample: Sample) -> str:
     return "train" if u < 0.8 else "val" if u < 0.9 else "test"
 
 
+def training_backgrounds(shared: Path | None) -> list[str] | None:
+    """The real planet-free stars of ../shared/data that training light curves may be
+    drawn on (its held-out stars excluded), or None without shared data."""
+    if shared is None or not (shared / "MANIFEST.csv").is_file():
+        return None
+    real = real_background_files(shared)
+    return sorted(real.loc[~real["holdout"], "path"])
+
+
+def sample_id_of(seed: int) -> str:
+    """The sample id of the light curve made from ``seed``."""
+    return f"curve-{seed:07d}"
+
+
+def regenerated(sample_id: str, stored_flux: np.ndarray, config: Config,
+                real_files: list[str] | None) -> Sample | None:
+    """A written sample made again from its seed, with its raw light curve, or None when
+    the seed no longer gives the stored series.
+
+    A sample stores the series the search sees (detrended once with the star's window,
+    on the uniform grid), not the raw light curve a user hands ``predict``: what a short
+    window shaves off a transit is gone from it. Regenerating the sample gives the raw one
+    back, but only with the same simulator and the same real backgrounds (``real_files``,
+    the training stars of the shared data it was built with): the stored series is the
+    check.
+    """
+    head, _, digits = sample_id.partition("-")
+    if head != "curve" or not digits.isdigit():
+        raise ValueError(f"{sample_id}: not the id of a whole light curve (curve-<seed>)")
+    try:
+        again = make_sample(int(digits), config, real_files)
+    except (PreprocessError, OSError):  # a background that is gone or no longer reads
+        return None
+    flux = again.series.flux.astype(np.float32)
+    same = len(flux) == len(stored_flux) and np.allclose(flux, stored_flux, atol=1e-4, equal_nan=True)
+    return again if same else None
+
+
 def _write_one(seed: int, config: Config, real_files: list[str] | None, folder: str) -> dict:
     """Make, search and write one sample; return its metadata row."""
     from ..search.model import PeriodModel, features_key
 
-    sample_id = f"curve-{seed:07d}"
+    sample_id = sample_id_of(seed)
     try:
         sample = make_sample(seed, config, real_files)
     except PreprocessError as err:
@@ -431,12 +469,9 @@ def write_curves(config: Config, n: int, seed: int | None = None, shared: Path |
     folder.mkdir(parents=True, exist_ok=True)
     table = folder / "metadata.csv"
     rows = {r["sample_id"]: r for r in pd.read_csv(table, keep_default_na=False).to_dict("records")} if table.is_file() else {}
-    real_files = None
-    if shared is not None and (shared / "MANIFEST.csv").is_file():
-        real = real_background_files(shared)
-        real_files = sorted(real.loc[~real["holdout"], "path"])
+    real_files = training_backgrounds(shared)
     seeds = [seed * 1_000_000 + i for i in range(n)]
-    todo = [s for s in seeds if f"curve-{s:07d}" not in rows or not (folder / f"curve-{s:07d}.npz").is_file()]
+    todo = [s for s in seeds if sample_id_of(s) not in rows or not (folder / f"{sample_id_of(s)}.npz").is_file()]
     done = n - len(todo)
     job = partial(_write_one, config=config, real_files=real_files, folder=str(folder))
     # The dataset builders' pool: fresh workers (never a fork of a process running torch).
@@ -462,4 +497,5 @@ def _write_table(rows: dict, folder: Path) -> None:
         table.to_parquet(tmp, index=False)
 
 
-__all__ = ["Sample", "InjectedPlanet", "make_sample", "labels", "real_background_files", "write_curves"]
+__all__ = ["Sample", "InjectedPlanet", "make_sample", "labels", "real_background_files", "regenerated",
+           "sample_id_of", "training_backgrounds", "write_curves"]
