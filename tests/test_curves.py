@@ -8,6 +8,7 @@ import pytest
 
 from exoperiod.config import load_config
 from exoperiod.learning.curves import make_sample, regenerated, write_curves
+from exoperiod.learning.datasets.store import DatasetError
 from exoperiod.learning.train import load_split
 from exoperiod.search.preprocess import to_series
 from exoperiod.search.model import PeriodModel, features_key
@@ -84,7 +85,7 @@ def test_a_written_sample_gives_back_its_raw_light_curve_only_while_its_seed_giv
     other = config.model_copy(update={"detrend_window_days": 0.5, "adaptive_detrending": False})
     assert regenerated(sample_id, stored, other, None) is None
     assert regenerated(sample_id, stored[::-1].copy(), config, None) is None
-    with pytest.raises(ValueError, match="not the id of a whole light curve"):
+    with pytest.raises(DatasetError, match="not the id of a whole light curve"):
         regenerated("synthetic-0001", stored, config, None)
 
 

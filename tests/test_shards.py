@@ -17,11 +17,12 @@ from typer.testing import CliRunner
 
 from exoperiod.cli import app
 from exoperiod.config import config_from_dict
+from exoperiod.grid import period_weights
 from exoperiod.learning.curves import write_curves
 from exoperiod.learning.datasets import DatasetError, build_datasets
 from exoperiod.learning.datasets.shards import STORE_FILE, pack_dataset, read_series
 from exoperiod.learning.datasets.store import read_split
-from exoperiod.learning.evaluate import evaluate_model
+from exoperiod.learning.evaluate import evaluate_model, other_spacing
 from exoperiod.learning.train import load_split
 
 SPLITS = ("train", "val", "test")
@@ -179,3 +180,25 @@ def test_the_command_line_packs_and_trains_on_the_shards(packed, tmp_path):
     result = runner.invoke(app, ["pack-dataset", "--data", str(tmp_path / "nothing"), "--out", str(out),
                                  "--config", str(config_file)])
     assert result.exit_code == 2 and "no dataset folder" in result.output
+
+
+def test_a_curve_written_on_another_duration_grid_is_packed_with_labels_on_the_store_s(tmp_path):
+    # Curves written before the default duration grid became linear hold arr_2 on the log
+    # grid, with the same number of bins: the store recomputes them from the planets.
+    config = config_from_dict({"output_root": str(tmp_path / "data")})
+    folder = write_curves(config, 2, seed=1)
+    log = other_spacing(config.duration_grid())
+    for path in folder.glob("*.npz"):
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        planets = [p["duration_hours"] for p in json.loads(pd.read_parquet(folder / "metadata.parquet")
+                                                           .set_index("sample_id").loc[str(arrays["sample_id"]), "planets"])]
+        arrays["arr_2"] = period_weights(log, planets).weights
+        np.savez_compressed(path, **arrays)
+    pack_dataset(tmp_path / "data", config, tmp_path / "store", rows_per_shard=ROWS)
+    table = pd.concat(pd.read_parquet(p, columns=["sample_id", "planets", "arr_2"])
+                      for p in sorted((tmp_path / "store").rglob("*.parquet")))
+    assert len(table) == 2
+    for _, row in table.iterrows():
+        durations = [p["duration_hours"] for p in json.loads(row["planets"])]
+        np.testing.assert_array_equal(row["arr_2"], period_weights(config.duration_grid(), durations).weights)

@@ -31,7 +31,8 @@ class PeriodGrid:
         Number of bins (at least 2).
     spacing : {"log", "linear"}
         Log spacing gives every bin the same relative width, which matches how period
-        uncertainty scales; linear is there for users who want it.
+        uncertainty scales (the period grid's default); linear gives bins of equal width,
+        as the seed repository's transit-duration grid (hours) has them.
     """
 
     min_days: float = 1.0

@@ -67,7 +67,8 @@ from ..search.preprocess import (
     clean_and_detrend,
     series_from_detrended,
 )
-from ..search.readers import read_lightcurve
+from ..search.readers import LightCurveReadError, read_lightcurve
+from .datasets.store import DatasetError
 from .inject import Planet, Star, inject_transits, planet_for_snr, transit_duration_hours
 from .simulate import log_uniform, sample_star, simulate_lightcurve
 
@@ -387,24 +388,49 @@ def sample_id_of(seed: int) -> str:
     return f"curve-{seed:07d}"
 
 
+def seed_of(sample_id: str) -> int:
+    """The seed of the light curve ``sample_id`` (:func:`sample_id_of` backwards)."""
+    head, _, digits = sample_id.partition("-")
+    if head != "curve" or not digits.isdigit():
+        raise DatasetError(f"{sample_id}: not the id of a whole light curve (curve-<seed>)")
+    return int(digits)
+
+
 def regenerated(sample_id: str, stored_flux: np.ndarray, config: Config,
                 real_files: list[str] | None) -> Sample | None:
-    """A written sample made again from its seed, with its raw light curve, or None when
-    the seed no longer gives the stored series.
+    """A written sample made again from its seed, with its raw light curve.
 
     A sample stores the series the search sees (detrended once with the star's window,
     on the uniform grid), not the raw light curve a user hands ``predict``: what a short
     window shaves off a transit is gone from it. Regenerating the sample gives the raw one
-    back, but only with the same simulator and the same real backgrounds (``real_files``,
-    the training stars of the shared data it was built with): the stored series is the
-    check.
+    back, but only with the same simulator and the same real backgrounds: the stored
+    series is the check.
+
+    Parameters
+    ----------
+    sample_id : str
+        ``curve-<seed>``.
+    stored_flux : ndarray
+        The sample's stored series (``arr_0``, float32).
+    config : Config
+        The configuration it was written with (grid, cadence, window).
+    real_files : list of str or None
+        The real backgrounds it was drawn from (:func:`training_backgrounds` of the shared
+        data it was built with).
+
+    Returns
+    -------
+    Sample or None
+        None when the seed no longer gives the stored series, or a background no longer reads.
+
+    Raises
+    ------
+    DatasetError
+        ``sample_id`` is no whole light curve's.
     """
-    head, _, digits = sample_id.partition("-")
-    if head != "curve" or not digits.isdigit():
-        raise ValueError(f"{sample_id}: not the id of a whole light curve (curve-<seed>)")
     try:
-        again = make_sample(int(digits), config, real_files)
-    except (PreprocessError, OSError):  # a background that is gone or no longer reads
+        again = make_sample(seed_of(sample_id), config, real_files)
+    except (PreprocessError, LightCurveReadError, OSError):  # a background gone or unreadable
         return None
     flux = again.series.flux.astype(np.float32)
     same = len(flux) == len(stored_flux) and np.allclose(flux, stored_flux, atol=1e-4, equal_nan=True)
@@ -498,4 +524,4 @@ def _write_table(rows: dict, folder: Path) -> None:
 
 
 __all__ = ["Sample", "InjectedPlanet", "make_sample", "labels", "real_background_files", "regenerated",
-           "sample_id_of", "training_backgrounds", "write_curves"]
+           "sample_id_of", "seed_of", "training_backgrounds", "write_curves"]

@@ -304,8 +304,12 @@ def _on_dask(client, jobs: Iterator[tuple[int, str]], model_path: str, options: 
 
     run = uuid.uuid4().hex[:8]
     in_flight: dict[str, list[tuple[int, str]]] = {}
-    # The inputs of a task that killed its workers, tried one per task to find the culprit.
+    # The inputs of a task that killed its workers, to find the culprit: each is tried in a
+    # task of its own with nothing else on the cluster, because a worker's death also fails
+    # the tasks queued behind it there (dask/distributed#5234: every task assigned to a
+    # worker that dies counts a failure), and a suspect that dies alone is the culprit.
     alone: list[tuple[int, str]] = []
+    suspects: set[str] = set()  # keys of those tasks
     pending = as_completed(loop=client.loop)
 
     def limit() -> int:
@@ -313,13 +317,19 @@ def _on_dask(client, jobs: Iterator[tuple[int, str]], model_path: str, options: 
 
     def top_up(bound: int) -> None:
         while pending.count() < bound:
-            task = [alone.pop(0)] if alone else list(itertools.islice(jobs, INPUTS_PER_TASK))
+            if alone and pending.count():
+                return
+            suspect = bool(alone)
+            task = [alone.pop(0)] if suspect else list(itertools.islice(jobs, INPUTS_PER_TASK))
             if not task:
                 return
             future = client.submit(_predict_on_worker, task, model_path, options, pure=False,
-                                   key=f"exoperiod-predict-{run}-{task[0][0]}-{len(task)}")
+                                   key=f"exoperiod-predict-{run}-{task[0][0]}-{'alone' if suspect else len(task)}")
             in_flight[future.key] = task
             pending.add(future)
+            if suspect:
+                suspects.add(future.key)
+                return
 
     bound, resized = limit(), time.monotonic()
     top_up(bound)
@@ -328,7 +338,7 @@ def _on_dask(client, jobs: Iterator[tuple[int, str]], model_path: str, options: 
         try:
             rows = future.result()
         except KilledWorker:
-            if len(task) > 1:
+            if future.key not in suspects:
                 alone.extend(task)
                 rows = []
             else:

@@ -399,7 +399,7 @@ class TransitSearch:
 
         rp_rs = float(np.clip(np.sqrt(fit.depth / baseline), 0.01, 0.5)) if relative else 0.05
         # b starts at 0.3: a second start near grazing (0.85) found V-shaped fits to noise
-        # and lowered the share of durations within one bin on the test split (57 -> 53 %).
+        # and lowered the share of durations within one (log) bin on the test split (57 -> 53 %).
         start = [0.0, float(np.clip(1.2 * box, lo * box, max_days)), 0.3, rp_rs, baseline][:n]
         bounds = ([-0.5 * box, lo * box, 0.0, 0.005, -np.inf][:n], [0.5 * box, max_days, 1.0, 0.6, np.inf][:n])
         try:

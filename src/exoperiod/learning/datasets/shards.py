@@ -59,6 +59,7 @@ from filelock import FileLock, Timeout
 
 from ...config import Config
 from ...files import atomic_write, atomic_write_text
+from ...grid import period_weights
 from ...search.model import FEATURE_NAMES, PeriodModel, features_key
 from .store import (
     KINDS,
@@ -152,6 +153,15 @@ def _holds(path: Path, samples: list[SplitSample], schema: pa.Schema) -> bool:
     return packed.equals(schema) and packed.metadata == schema.metadata and ids == [s.sample_id for s in samples]
 
 
+def _duration_labels(arrays: dict, sample: SplitSample, config: Config) -> np.ndarray | None:
+    # From the planets, on the store's grid: a sample written before the default grid
+    # changed (log to linear, 2026-11-26) holds arr_2 on the grid of its day.
+    if "arr_2" not in arrays:
+        return None
+    durations = [p["duration_hours"] for p in sample.planets if p.get("duration_hours")]
+    return period_weights(config.duration_grid(), durations).weights
+
+
 def _row(sample: SplitSample, split: str, config: Config, key: str) -> dict:
     """One sample as a row; ``features`` is None when its file carries none for ``key``."""
     with np.load(sample.path, allow_pickle=False) as z:
@@ -168,7 +178,7 @@ def _row(sample: SplitSample, split: str, config: Config, key: str) -> dict:
 
     return {"sample_id": sample.sample_id, "kind": sample.kind, "split": split, "star_id": scalar("star_id", str),
             "flux": arrays["arr_0"].astype(np.float32), "mask": arrays["mask"].astype(bool),
-            "arr_1": arrays["arr_1"].astype(np.float32), "arr_2": arrays.get("arr_2"),
+            "arr_1": arrays["arr_1"].astype(np.float32), "arr_2": _duration_labels(arrays, sample, config),
             "features": arrays["features"].astype(np.float32).ravel() if own else None,
             "planets": json.dumps(sample.planets), "noise_ppm": sample.noise_ppm,
             "window_start_days": sample.window_start_days, "start_time_days": scalar("start_time_days", float),
