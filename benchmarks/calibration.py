@@ -12,11 +12,11 @@ beside the probabilities as shipped.
 
 - Validation split: every whole light curve of ``data/default``'s ``val`` split, raw
   (re-made from its seed, ``learning.curves.regenerated``), through ``predict`` (top 3,
-  one planet pass) as ``heldout.py`` runs it; a hit is a first candidate within 2 % of
-  one of its planets' periods. A first candidate outside the grid has no probability and
-  counts as 0, as in ``heldout.py``. Cached in ``calibration_val.csv``.
-- Isotonic regression: ``scipy.optimize.isotonic_regression`` on the sorted
-  probabilities, interpolated between its blocks.
+  one planet pass, no search outside the grid) as ``heldout.py`` runs it; a hit is a
+  first candidate within 2 % of one of its planets' periods. Cached in
+  ``calibration_val.csv`` with the model file's SHA-256 (another model runs it again).
+- Isotonic regression: ``scipy.optimize.isotonic_regression`` (SciPy >= 1.12) on the
+  distinct probabilities, weighted by their counts, interpolated between them.
 
 Usage::
 
@@ -28,6 +28,7 @@ with, and ``results/heldout.csv`` of the same model (``heldout.py``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -52,34 +53,37 @@ DEEP_SNR = 200.0
 
 def validation_rows(cache: Path) -> pd.DataFrame:
     """The first candidate's probability and hit on every raw light curve of the val split."""
-    if cache.is_file():
-        return pd.read_csv(cache)
-    from exoperiod.search.model import PeriodModel
+    from exoperiod.search.model import DEFAULT_MODEL_PATH, PeriodModel
     from exoperiod.search.predict import predict
 
-    model = PeriodModel.load(None)
+    model_sha256 = hashlib.sha256(DEFAULT_MODEL_PATH.read_bytes()).hexdigest()
+    if cache.is_file():
+        cached = pd.read_csv(cache)
+        if len(cached) and (cached["model_sha256"] == model_sha256).all():
+            return cached
+    model = PeriodModel.load(DEFAULT_MODEL_PATH)
     samples = [s for s in read_split(DATA, model.config, "val") if s.kind == "curves"]
     backgrounds, rows = training_backgrounds(shared_data_dir()), []
     for sample, (flux, _, _) in zip(samples, read_series(samples)):
         again = regenerated(sample.sample_id, flux, model.config, backgrounds)
         if again is None:
             continue
-        first = (predict(again.raw, model, top_k=3, max_planets=1).candidates or [None])[0]
+        first = (predict(again.raw, model, top_k=3, max_planets=1, off_grid=False).candidates or [None])[0]
         periods = [p["period_days"] for p in sample.planets if model.grid.contains(p["period_days"])]
         hit = first is not None and any(abs(first.period_days / p - 1) < PERIOD_TOLERANCE for p in periods)
-        # Outside the grid a candidate has no probability (None, NaN in a table).
-        probability = np.nan if first is None or first.probability is None else first.probability
+        probability = 0.0 if first is None else first.probability
         rows.append({"sample_id": sample.sample_id, "probability": probability, "hit": hit,
-                     "has_planet": bool(periods)})
+                     "has_planet": bool(periods), "model_sha256": model_sha256})
     table = pd.DataFrame(rows)
     table.to_csv(cache, index=False)
     return table
 
 
 def isotonic_map(probabilities: np.ndarray, hits: np.ndarray):
-    """p -> the isotonic (non-decreasing) fit of the hit rate, interpolated between blocks."""
-    order = np.argsort(probabilities, kind="stable")
-    x, fitted = probabilities[order], isotonic_regression(hits[order].astype(float)).x
+    """p -> the isotonic (non-decreasing) fit of the hit rate, interpolated between the
+    distinct probabilities (ties pooled, so the fit does not depend on row order)."""
+    x, which, count = np.unique(probabilities, return_inverse=True, return_counts=True)
+    fitted = isotonic_regression(np.bincount(which, weights=hits.astype(float)) / count, weights=count).x
     return lambda p: np.interp(p, x, fitted)
 
 
@@ -93,7 +97,6 @@ def _row(name: str, probabilities: np.ndarray, hits: np.ndarray, planet_free: np
 
 
 def report(val: pd.DataFrame, heldout: pd.DataFrame) -> str:
-    val = val.assign(probability=val["probability"].fillna(0.0))
     calibrate = isotonic_map(val["probability"].to_numpy(float), val["hit"].to_numpy(bool))
     lines = ["# An isotonic calibration fitted on the validation split, applied to the held-out populations",
              "", "`calibration.py` for the set-up. First candidates; reliability in 5 bins of p "
@@ -108,7 +111,7 @@ def report(val: pd.DataFrame, heldout: pd.DataFrame) -> str:
     for population, group in ours.groupby("population"):
         p = group["probability"].fillna(0.0).to_numpy(float)
         hit = group["top1"].astype(bool).to_numpy() & group["tier"].notna().to_numpy()
-        planet_free = group["truth"].isna().to_numpy()
+        planet_free = group["tier"].isna().to_numpy()
         deep = (group["tier"] == DEEP_SNR).to_numpy() & hit
         lines.append(_row(f"{population}, as shipped", p, hit, planet_free, deep))
         lines.append(_row(f"{population}, calibrated", calibrate(p), hit, planet_free, deep))

@@ -18,8 +18,9 @@ thread are submitted at a time, so the driver's memory does not grow with the ar
 A task predicts ``INPUTS_PER_TASK`` inputs, so that scheduling costs little beside a
 0.15-s quarter. A worker that dies has its task run again on another worker (Dask
 reschedules it); a task that kills ``distributed.scheduler.allowed-failures`` workers in a
-row is split into one task per input, and an input that still kills its workers becomes an
-error row instead of stopping the run.
+row is split into one task per input, run one at a time with nothing else in flight (a
+worker's death also fails the tasks queued on it), and an input that still kills its
+workers becomes an error row instead of stopping the run.
 
 Each result goes to the outputs (:mod:`exoperiod.search.outputs`) as soon as it arrives. Inputs
 that every requested output already holds are skipped, which makes re-running a killed
@@ -335,10 +336,12 @@ def _on_dask(client, jobs: Iterator[tuple[int, str]], model_path: str, options: 
     top_up(bound)
     for future in pending:
         task = in_flight.pop(future.key)
+        suspect = future.key in suspects
+        suspects.discard(future.key)
         try:
             rows = future.result()
         except KilledWorker:
-            if future.key not in suspects:
+            if not suspect:
                 alone.extend(task)
                 rows = []
             else:
