@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from exoperiod.config import load_config  # noqa: E402
+from exoperiod.files import atomic_write_text  # noqa: E402
 from exoperiod.learning.curves import regenerated, training_backgrounds  # noqa: E402
 from exoperiod.learning.datasets.shards import read_series  # noqa: E402
 from exoperiod.learning.datasets.store import read_split  # noqa: E402
@@ -118,7 +119,7 @@ def main() -> None:
         run(args.out / f"timing_{args.label}.csv")
     if args.report:
         table = report(args.report.split(","), args.out)
-        (args.out / "timing.md").write_text(table)
+        atomic_write_text(args.out / "timing.md", table)
         print(table)
 
 

@@ -386,8 +386,8 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
 
     todo = [i for i, s in enumerate(planets) if s.periods_days]
     top1, top3, alias, duration, bls_duration, duration_snr, other = [], [], [], [], [], [], []
-    known = {(i, b): w for i, b, w in data.durations}
     grid = model.duration_grid
+    other_grid = other_spacing(grid)
     backgrounds, n_raw, seconds = training_backgrounds(shared_data_dir()), 0, 0.0
     series = read_series(data.samples[i] for i in todo)
     for done, (i, (flux, mask, start_days)) in enumerate(zip(todo, series), start=1):
@@ -405,14 +405,13 @@ def _refined_recovery(model: PeriodModel, data: Split, planets: list[SamplePlane
         seconds += time.process_time() - start
         candidates = prediction.candidates if prediction else []
         found = [c.period_days for c in candidates]
-        truth = known.get((i, model.grid.index(s.periods_days[s.primary])))
-        if truth is not None and period_recovered(found, [s.periods_days[s.primary]], 1):
+        true_hours = s.durations_hours[s.primary]
+        if grid.contains(true_hours) and period_recovered(found, [s.periods_days[s.primary]], 1):
             # The duration grid is a PeriodGrid in hours: its "centers_days" are hours.
             box_hours = bls_duration_hours(prediction.series.detrended, found[0], grid.centers_days)
-            duration += duration_bin_hits([grid.index(candidates[0].duration_hours)], [truth])
-            other.append(within_one_bin(other_spacing(grid), candidates[0].duration_hours,
-                                        s.durations_hours[s.primary]))
-            bls_duration += duration_bin_hits([grid.index(box_hours)], [truth])
+            duration.append(within_one_bin(grid, candidates[0].duration_hours, true_hours))
+            other.append(within_one_bin(other_grid, candidates[0].duration_hours, true_hours))
+            bls_duration.append(within_one_bin(grid, box_hours, true_hours))
             duration_snr.append(s.snrs[s.primary])
         top1.append(period_recovered(found, s.periods_days, 1))
         top3.append(period_recovered(found, s.periods_days, 3))

@@ -372,10 +372,15 @@ class TransitSearch:
             return polished
         return box_depth(self, replace(fit, t0_days=t0, duration_days=shape.t14_days))
 
+    @staticmethod
+    def _half_window_days(fit: BoxFit) -> float:
+        """Half the span around mid-transit that the shape and timing fits use."""
+        return min(SHAPE_WINDOW_DURATIONS * fit.duration_days, 0.5 * fit.period_days)
+
     def _shape(self, fit: BoxFit, standardized: bool) -> ShapeFit | None:
         """The transit fitted to ``fit``'s fold (see :meth:`transit_shape`); None if the fit cannot start."""
         period, box = fit.period_days, fit.duration_days
-        half_window = min(SHAPE_WINDOW_DURATIONS * box, 0.5 * period)
+        half_window = self._half_window_days(fit)
         phase = (self.time_days - fit.t0_days + 0.5 * period) % period - 0.5 * period
         near = np.abs(phase) < half_window
         x, y, weight = _phase_binned(phase[near], self.flux[near], half_window)
@@ -427,7 +432,7 @@ class TransitSearch:
         """
         period_days = fit.period_days
         t0_days = middle_transit(self, period_days, fit.t0_days + shape.shift_days)
-        half_window_days = min(SHAPE_WINDOW_DURATIONS * fit.duration_days, 0.5 * period_days)
+        half_window_days = self._half_window_days(fit)
         cycle = np.round((self.time_days - t0_days) / period_days)
         offset_days = self.time_days - t0_days - cycle * period_days
         if len(np.unique(cycle[np.abs(offset_days) < 0.5 * shape.t14_days])) < 2:
