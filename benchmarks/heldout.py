@@ -65,6 +65,10 @@ from exoperiod.search.readers import read_lightcurve  # noqa: E402
 TIERS = (7, 10, 15, 25, 50, 200)
 POPULATION_SEED = {"family": 1, "real": 2}
 RESULTS = Path(__file__).parent / "results"
+#: One row of ``heldout.csv``: a light curve and a method; ``probability``, ``max_bin_probability``,
+#: ``snr`` and ``sde`` (of the first candidate) are exoperiod's only.
+COLUMNS = ["population", "tier", "i", "case", "truth", "white_snr", "method", "periods", "top1", "top3",
+           "probability", "max_bin_probability", "snr", "sde", "cpu_s"]
 _STATE: dict = {}
 
 
@@ -136,11 +140,13 @@ def run_case(item: tuple) -> list[dict]:
             "truth": ";".join(f"{p:.5f}" for p in truth), "white_snr": white_snr}
     for method in methods:
         start = time.process_time()
-        probability, max_bin = None, None
+        probability, max_bin, snr, sde = None, None, None, None
         if method == "exoperiod":
             found = predict(raw, model, top_k=3, max_planets=1, off_grid=False)  # as BLS and TLS: 1-40 d
             periods = found.periods
-            probability = found.candidates[0].probability if found.candidates else 0.0
+            first = found.candidates[0] if found.candidates else None
+            probability = first.probability if first else 0.0
+            snr, sde = (first.snr, first.sde) if first else (None, None)
             max_bin = float(np.max(found.bin_probabilities))
         elif method == "bls":
             periods = bls_periods(detrended)
@@ -149,7 +155,7 @@ def run_case(item: tuple) -> list[dict]:
         rows.append({**base, "method": method, "periods": ";".join(f"{p:.5f}" for p in periods),
                      "top1": _recovered(periods, truth, 1), "top3": _recovered(periods, truth, 3),
                      "probability": probability, "max_bin_probability": max_bin,
-                     "cpu_s": time.process_time() - start})
+                     "snr": snr, "sde": sde, "cpu_s": time.process_time() - start})
     return rows
 
 
@@ -263,9 +269,8 @@ def main() -> None:
     done = pd.read_csv(csv_path) if csv_path.exists() else pd.DataFrame(columns=["case", "method"])
     if "case" not in done.columns:
         raise SystemExit(f"{csv_path}: written before resumable runs (no 'case' column); move it away")
-    done = done[~done["method"].isin(args.refresh)]
-    columns = list(done.columns) if len(done) else None
-    if columns:
+    done = done[~done["method"].isin(args.refresh)].reindex(columns=COLUMNS)  # older files: no snr, sde
+    if len(done):
         atomic_write_text(csv_path, done.to_csv(index=False))
     else:
         csv_path.unlink(missing_ok=True)
@@ -279,8 +284,8 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers, initializer=_init, initargs=(args.model,)) as pool:
         for finished, result in enumerate(pool.map(run_case, todo), start=1):
             # One write per light curve, appended: a stopped run keeps what it finished.
-            header, columns = columns is None, columns or list(result[0])
-            pd.DataFrame(result)[columns].to_csv(csv_path, mode="a", header=header, index=False)
+            pd.DataFrame(result, columns=COLUMNS).to_csv(csv_path, mode="a", header=not csv_path.exists(),
+                                                         index=False)
             if finished % 20 == 0:
                 print(f"{finished}/{len(todo)}", flush=True)
     frame = pd.read_csv(csv_path)

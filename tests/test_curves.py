@@ -29,10 +29,10 @@ def test_a_planet_is_injected_at_its_total_snr_and_labelled():
 
 
 def test_planets_go_into_the_raw_flux_and_the_series_is_what_predict_makes_of_it():
-    # A 7-h transit on a fast rotator: its biweight window (0.35 d) is shorter than
+    # A 7-h transit on a fast rotator: its biweight window (0.3 d) is shorter than
     # three durations, so the detrending shaves most of the dip, as it would on a real star.
     config = load_config()
-    sample = make_sample(12, config, layout="kepler", n_segments=1, n_planets=1, snr_range=(200.0, 200.0),
+    sample = make_sample(6, config, layout="kepler", n_segments=1, n_planets=1, snr_range=(200.0, 200.0),
                          variability="fast_rotator")
     (planet,) = sample.planets
     series = to_series(sample.raw, config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from itertools import combinations
 
 import batman
@@ -87,6 +88,22 @@ def test_same_seed_same_light_curve_and_different_seed_differs():
     np.testing.assert_array_equal(lc1.flux.value, lc2.flux.value)  # NaNs in the same places
     np.testing.assert_array_equal(lc1.quality.value, lc2.quality.value)
     assert len(lc1) != len(lc3) or not np.allclose(lc1.flux.value, lc3.flux.value, equal_nan=True)
+
+
+def test_long_lived_spots_repeat_their_pattern_rotations_later():
+    base = replace(sample_star(np.random.default_rng(8), "SPOTS"), rotation_period_days=3.0,
+                   variability_ppm=5000.0, has_systematics=False)
+
+    def correlation_after(q0: float, rotations: int) -> float:
+        lc = simulate_lightcurve(replace(base, spot_q0=q0), np.random.default_rng(9), duration_days=90.0)
+        time, flux = np.asarray(lc.time.value, float), np.asarray(lc.flux.value, float) - 1.0
+        later = np.interp(time + rotations * 3.0, time, flux, right=np.nan)
+        ok = np.isfinite(flux) & np.isfinite(later)
+        return float(np.corrcoef(flux[ok], later[ok])[0, 1])
+
+    # Spots of Q0 = 1 are forgotten after a few rotations; Q0 = 100 keeps the same pattern.
+    assert correlation_after(1.0, 5) < 0.3
+    assert correlation_after(100.0, 5) > 0.7
 
 
 def test_light_curve_is_kepler_like_with_gaps_flags_and_expected_white_noise():

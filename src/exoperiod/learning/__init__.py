@@ -2,10 +2,11 @@
 
 The flow::
 
-    simulate, catalog (http) -> inject -> datasets, curves -> train -> evaluate
-                                                             presets, demo
+    simulate, instruments, catalog (http) -> inject -> datasets, curves -> train -> evaluate
+                                                                          presets, demo
 
-``simulate`` makes Kepler-like stars; ``catalog`` reads the KOI table and lists of
+``simulate`` makes Kepler-like stars and ``instruments`` adds K2's, TESS's and stitched
+Kepler quarters' signatures to them; ``catalog`` reads the KOI table and lists of
 planet-free stars (``http`` downloads them politely); ``inject`` puts batman transits into
 light curves; ``datasets`` builds the seed's positive, negative and synthetic samples and
 ``curves`` whole light curves of any length; ``train`` fits the scorer on their cached

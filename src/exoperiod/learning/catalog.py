@@ -1,6 +1,6 @@
 """Catalogues of stars and planets: the Kepler KOI table and lists of planet-free stars.
 
-Place in the flow (learning side): simulate, **catalog** (http) -> inject -> datasets,
+Place in the flow (learning side): simulate, instruments, **catalog** (http) -> inject -> datasets,
 curves -> train -> evaluate; presets, demo.
 
 The KOI cumulative table comes from a local CSV (``config.koi_table``), from Kaggle's

@@ -1,6 +1,6 @@
 """Light curves of any length for training and benchmarks: backgrounds plus batman planets.
 
-Place in the flow (learning side): simulate, catalog (http) -> inject -> datasets,
+Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> datasets,
 **curves** -> train -> evaluate; presets, demo.
 
 Why
@@ -12,14 +12,19 @@ noise, with planets from below the detection threshold to hot Jupiters.
 
 Backgrounds
 -----------
-- ``kepler``: :func:`exoperiod.learning.simulate.simulate_lightcurve`, 1-17 quarters of 93 d.
+- ``kepler``: :func:`exoperiod.learning.simulate.simulate_lightcurve`, 1-17 quarters of 93 d,
+  with a gap and a flux offset at each quarter boundary and rolling-band artefacts in
+  some quarters (:func:`exoperiod.learning.instruments.add_quarter_boundaries`).
 - ``tess``: the same stars at 30-min cadence, 1-13 sectors of 27.4 d, with a 1-day
-  downlink gap every 13.7 d.
+  downlink gap every 13.7 d and momentum dumps (:func:`~exoperiod.learning.instruments.add_momentum_dumps`).
+- ``k2``: one K2 campaign of 70-85 d at long cadence, with the residuals of K2's roll and
+  its thruster firings every ~5.9 h (:func:`~exoperiod.learning.instruments.add_k2_roll`).
 - ``fragment``: 8-30 days of Kepler-like data.
-- Simulated backgrounds come in three variability families (:data:`VARIABILITY_WEIGHTS`):
-  the simulator's rotation + granulation GP (70 %), fast rotators (P_rot 0.3-5 d, 0.1-2 %;
-  20 %) and flaring stars (10 %). Each is detrended with the star's own window
-  (:func:`exoperiod.search.preprocess.window_for_star`), as ``predict`` does.
+- Simulated backgrounds come in four variability families (:data:`VARIABILITY_WEIGHTS`):
+  the simulator's rotation + granulation GP (55 %), long-lived spots (the GP's Q0 5-100;
+  15 %), fast rotators (P_rot 0.3-5 d, 0.1-2 %; 20 %) and flaring stars (10 %). Each is
+  detrended with the star's own window (:func:`exoperiod.search.preprocess.window_for_star`),
+  as ``predict`` does.
 - ``real``: a real light curve of ../shared/data with no known planet below 40 d
   (:func:`real_background_files`), time-reversed or with extra white noise half of the
   time, so that a hundred stars give many backgrounds.
@@ -70,14 +75,17 @@ from ..search.preprocess import (
 from ..search.readers import LightCurveReadError, read_lightcurve
 from .datasets.store import DatasetError
 from .inject import Planet, Star, inject_transits, planet_for_snr, transit_duration_hours
+from .instruments import add_k2_roll, add_momentum_dumps, add_quarter_boundaries
 from .simulate import log_uniform, sample_star, simulate_lightcurve
 
 SECTOR_DAYS = 2 * TESS_ORBIT_DAYS
 #: TESS downlinks once per orbit, for about a day.
 TESS_GAP_DAYS = 1.0
-LAYOUTS = ("kepler", "tess", "fragment", "real")
+LAYOUTS = ("kepler", "tess", "k2", "fragment", "real")
 #: Share of each background layout in a training set.
-LAYOUT_WEIGHTS = {"kepler": 0.5, "tess": 0.2, "fragment": 0.05, "real": 0.25}
+LAYOUT_WEIGHTS = {"kepler": 0.4, "tess": 0.2, "k2": 0.1, "fragment": 0.05, "real": 0.25}
+#: A K2 campaign's span, days (campaigns 1-19 lasted 70-85 d, apart from the short C0, C11, C19).
+K2_CAMPAIGN_DAYS = (70.0, 85.0)
 #: Planets per light curve: 0, 1, 2 or 3.
 N_PLANET_WEIGHTS = (0.3, 0.45, 0.17, 0.08)
 SNR_LOW = (4.0, 25.0)
@@ -120,12 +128,16 @@ class Sample:
 
 
 #: Variability families of simulated backgrounds and their shares in a training set:
-#: the simulator's celerite2 rotation + granulation GP (P_rot 1-40 d); fast rotators, the
-#: same GP with P_rot log-uniform in [0.3, 5] d and 0.1-2 % amplitude (the stars whose
-#: residual variability a fixed window takes for planets); and flaring stars (the GP plus
-#: flares). The held-out family of ``benchmarks/heldout.py`` (deterministic spots of
+#: the simulator's celerite2 rotation + granulation GP (P_rot 1-40 d, spots lasting about a
+#: rotation); long-lived spots, the same GP with the rotation term's Q0 log-uniform in
+#: [5, 100] (spots coherent over ~2-30 rotations, as on active K and M dwarfs, whose
+#: residuals fold into a box at P_rot or a multiple: the issue's rotating M dwarfs); fast
+#: rotators, the GP with P_rot log-uniform in [0.3, 5] d and 0.1-2 % amplitude (the stars
+#: whose residual variability a fixed window takes for planets); and flaring stars (the GP
+#: plus flares). The held-out family of ``benchmarks/heldout.py`` (deterministic spots of
 #: evolving amplitude plus a random walk) is none of them.
-VARIABILITY_WEIGHTS = {"gp": 0.7, "fast_rotator": 0.2, "flares": 0.1}
+VARIABILITY_WEIGHTS = {"gp": 0.55, "long_lived_spots": 0.15, "fast_rotator": 0.2, "flares": 0.1}
+LONG_LIVED_SPOT_Q0 = (5.0, 100.0)
 FAST_ROTATION_DAYS = (0.3, 5.0)
 FAST_ROTATION_PPM = (1_000.0, 20_000.0)
 #: Flares: rate per day, peak in units of the white noise per cadence, e-folding decay
@@ -154,29 +166,37 @@ def add_flares(lc: lk.LightCurve, rng: np.random.Generator, noise_ppm: float) ->
 def simulated_background(rng: np.random.Generator, layout: str, n_segments: int, star_id: str,
                          variability: str = "gp",
                          family_rng: np.random.Generator | None = None) -> tuple[lk.LightCurve, Star]:
-    """A raw simulated light curve of ``n_segments`` quarters/sectors (or a fragment).
+    """A raw simulated light curve of ``n_segments`` quarters/sectors (one K2 campaign, or a fragment).
 
     ``variability`` is one of :data:`VARIABILITY_WEIGHTS`; its own draws come from
-    ``family_rng``, so that the ``gp`` family gives the same light curve for a seed as
-    before the other families existed.
+    ``family_rng``, so that a seed gives the same star, instrument signatures and planets
+    whatever its family.
     """
     sim = sample_star(rng, star_id)
     family_rng = family_rng if family_rng is not None else np.random.default_rng()
     if variability == "fast_rotator":
         sim = replace(sim, rotation_period_days=log_uniform(family_rng, *FAST_ROTATION_DAYS),
                       variability_ppm=log_uniform(family_rng, *FAST_ROTATION_PPM))
+    elif variability == "long_lived_spots":
+        sim = replace(sim, spot_q0=log_uniform(family_rng, *LONG_LIVED_SPOT_Q0))
     elif variability not in VARIABILITY_WEIGHTS:
         raise ValueError(f"variability must be one of {', '.join(VARIABILITY_WEIGHTS)}; not {variability!r}")
     if layout == "kepler":
         lc = simulate_lightcurve(sim, rng, duration_days=KEPLER_QUARTER_DAYS * n_segments)
+        lc = add_quarter_boundaries(lc, rng)
     elif layout == "tess":
         lc = simulate_lightcurve(sim, rng, duration_days=SECTOR_DAYS * n_segments, cadence_minutes=30.0)
         t = lc.time.value - lc.time.value[0]
-        lc = lc[(t % TESS_ORBIT_DAYS) < TESS_ORBIT_DAYS - TESS_GAP_DAYS]
+        lc = add_momentum_dumps(lc[(t % TESS_ORBIT_DAYS) < TESS_ORBIT_DAYS - TESS_GAP_DAYS], rng,
+                                sim.noise_ppm_per_cadence)
+    elif layout == "k2":
+        lc = add_k2_roll(simulate_lightcurve(sim, rng, duration_days=float(rng.uniform(*K2_CAMPAIGN_DAYS))),
+                         rng, sim.noise_ppm_per_cadence)
+        lc.meta["MISSION"] = "K2"
     elif layout == "fragment":
         lc = simulate_lightcurve(sim, rng, duration_days=float(rng.uniform(8.0, 30.0)))
     else:
-        raise ValueError(f"layout must be one of kepler, tess, fragment; not {layout!r}")
+        raise ValueError(f"layout must be one of kepler, tess, k2, fragment; not {layout!r}")
     if variability == "flares":
         lc = add_flares(lc, family_rng, sim.noise_ppm_per_cadence)
     return lc, sim.star
@@ -340,7 +360,8 @@ def make_sample(seed: int, config: Config, real_files: list[str] | None = None,
         lc, star, source = read_lightcurve(path), SUN_LIKE, path
     else:
         if n_segments is None:
-            n_segments = int(rng.integers(1, 18 if layout == "kepler" else 14))
+            # A K2 campaign and a fragment are one segment; Kepler has 17 quarters, TESS 13 sectors a year.
+            n_segments = 1 if layout in ("k2", "fragment") else int(rng.integers(1, 18 if layout == "kepler" else 14))
         lc, star = simulated_background(rng, layout, n_segments, f"SIM-{seed}", variability, family_rng)
         source = f"simulated:{layout}:{n_segments}:{variability}"
     if n_planets is None:

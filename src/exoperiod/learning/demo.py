@@ -1,6 +1,6 @@
 """The main job: what a new user runs first, offline, in a few minutes.
 
-Place in the flow (learning side): simulate, catalog (http) -> inject -> datasets, curves ->
+Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> datasets, curves ->
 train -> evaluate; presets, **demo**.
 
 It builds a small simulated dataset, evaluates the shipped model on its held-out test

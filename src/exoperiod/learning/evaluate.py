@@ -1,6 +1,6 @@
 """Evaluation of a period model on a dataset split, and its markdown report.
 
-Place in the flow (learning side): simulate, catalog (http) -> inject -> datasets, curves ->
+Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> datasets, curves ->
 train -> **evaluate**; presets, demo.
 
 What is measured

@@ -1,6 +1,6 @@
 """HTTP downloads that cope with a busy archive: rate limiting, retries, resume.
 
-Place in the flow (learning side): simulate, catalog (**http**) -> inject -> datasets,
+Place in the flow (learning side): simulate, instruments, catalog (**http**) -> inject -> datasets,
 curves -> train -> evaluate; presets, demo.
 
 Every request to MAST or the Exoplanet Archive goes through :func:`call_with_retries`:

@@ -1,6 +1,6 @@
 """Transit models and injection into simulated or real light curves.
 
-Place in the flow (learning side): simulate, catalog (http) -> **inject** -> datasets,
+Place in the flow (learning side): simulate, instruments, catalog (http) -> **inject** -> datasets,
 curves -> train -> evaluate; presets, demo.
 
 Planets are on circular orbits and modelled with batman (Kreidberg 2015): quadratic

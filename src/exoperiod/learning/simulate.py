@@ -1,6 +1,6 @@
 """Simulated Kepler-like stars: exoperiod's embedded default data (no network needed).
 
-Place in the flow (learning side): **simulate**, catalog (http) -> inject -> datasets,
+Place in the flow (learning side): **simulate**, instruments, catalog (http) -> inject -> datasets,
 curves -> train -> evaluate; presets, demo.
 
 A simulated star is a main-sequence dwarf observed for one Kepler quarter at long
@@ -103,7 +103,6 @@ FLAG_DESATURATION = 32
 FLAG_COSMIC_RAY = 128
 FLAG_SENSITIVITY_DROPOUT = 1024
 
-_ROTATION_Q0 = 1.0
 _ROTATION_DQ = 2.0
 _ROTATION_F = 0.5
 
@@ -128,6 +127,11 @@ class SimulatedStar:
         Standard deviation of the rotational variability, ppm.
     has_systematics : bool
         Whether thermal ramps, a sensitivity dropout and outliers are added.
+    spot_q0 : float
+        Q0 of the celerite2 RotationTerm: how many rotations the spots last (the
+        primary's quality factor is 0.5 + Q0 + dQ, a coherence time of ~Q P_rot / pi).
+        1 here, spots evolving within a rotation or two as on the Sun; a training family
+        (``learning.curves``) draws longer-lived ones.
     """
 
     star_id: str
@@ -137,6 +141,7 @@ class SimulatedStar:
     rotation_period_days: float
     variability_ppm: float
     has_systematics: bool
+    spot_q0: float = 1.0
 
     @property
     def _gravity_ratio(self) -> float:
@@ -165,6 +170,7 @@ class SimulatedStar:
             "ROTATION_PERIOD_DAYS": self.rotation_period_days,
             "VARIABILITY_PPM": self.variability_ppm,
             "HAS_SYSTEMATICS": self.has_systematics,
+            "SPOT_Q0": self.spot_q0,
             "GRANULATION_PPM": self.granulation_ppm,
             "GRANULATION_TIMESCALE_HOURS": self.granulation_timescale_hours,
             # Kepler's own header keywords, so code reading a real file's stellar
@@ -273,7 +279,7 @@ def _gp_signal(sim: SimulatedStar, time_days: np.ndarray, z: np.ndarray) -> np.n
     kernel = terms.RotationTerm(
         sigma=sim.variability_ppm * 1e-6,
         period=sim.rotation_period_days,
-        Q0=_ROTATION_Q0,
+        Q0=sim.spot_q0,
         dQ=_ROTATION_DQ,
         f=_ROTATION_F,
     ) + terms.SHOTerm(

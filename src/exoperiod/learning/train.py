@@ -1,6 +1,6 @@
 """Training loop for :class:`~exoperiod.search.model.PeriodNet` (readable in one sitting).
 
-Place in the flow (learning side): simulate, catalog (http) -> inject -> datasets, curves ->
+Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> datasets, curves ->
 **train** -> evaluate; presets, demo.
 
 Data: dataset folders with ``metadata.parquet`` (each sample's split and planets) and one

@@ -1,6 +1,6 @@
 """Dataset building: positive, negative and synthetic samples for training.
 
-Place in the flow (learning side): simulate, catalog (http) -> inject -> **datasets**,
+Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> **datasets**,
 curves -> train -> evaluate; presets, demo.
 
 See :mod:`exoperiod.learning.datasets.build` for the datasets and sources,

@@ -1,6 +1,6 @@
 """Light curves from MAST: lightkurve's product search, then polite, resumable downloads.
 
-Place in the flow (learning side): simulate, catalog (http) -> inject -> **datasets**,
+Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> **datasets**,
 curves -> train -> evaluate; presets, demo.
 
 The search is lightkurve's ``search_lightcurve`` (which asks MAST through astroquery);

@@ -1,6 +1,6 @@
 """One star's samples: light curves in, sample files and metadata rows out.
 
-Place in the flow (learning side): simulate, catalog (http) -> inject -> **datasets**,
+Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> **datasets**,
 curves -> train -> evaluate; presets, demo.
 
 This is the work a build spreads over processes. It depends only on the configuration,

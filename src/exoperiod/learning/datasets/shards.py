@@ -1,6 +1,6 @@
 """Dataset folders packed into Parquet shards, for training at scale.
 
-Place in the flow (learning side): simulate, catalog (http) -> inject -> **datasets**
+Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> **datasets**
 (folders, then shards), curves -> train -> evaluate; presets, demo.
 
 The dataset folders keep one ``.npz`` per sample: that is what lets a build resume

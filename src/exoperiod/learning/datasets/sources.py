@@ -1,6 +1,6 @@
 """Light curves already on disk: a folder indexed by KIC / EPIC / TIC number.
 
-Place in the flow (learning side): simulate, catalog (http) -> inject -> **datasets**,
+Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> **datasets**,
 curves -> train -> evaluate; presets, demo.
 
 Any folder of files :func:`exoperiod.search.readers.read_lightcurve` can read will do (MAST

@@ -1,6 +1,6 @@
 """What a dataset folder holds, and how it survives being killed.
 
-Place in the flow (learning side): simulate, catalog (http) -> inject -> **datasets**,
+Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> **datasets**,
 curves -> train -> evaluate; presets, demo.
 
 A dataset folder has one ``<sample_id>.npz`` per sample, ``metadata.csv`` and
