@@ -166,14 +166,16 @@ def add_flares(lc: lk.LightCurve, rng: np.random.Generator, noise_ppm: float) ->
 def simulated_background(rng: np.random.Generator, layout: str, n_segments: int, star_id: str,
                          variability: str = "gp",
                          family_rng: np.random.Generator | None = None) -> tuple[lk.LightCurve, Star]:
-    """A raw simulated light curve of ``n_segments`` quarters/sectors (one K2 campaign, or a fragment).
+    """A raw simulated light curve of ``n_segments`` quarters/sectors (a K2 campaign and a
+    fragment are one segment whatever ``n_segments`` says).
 
     ``variability`` is one of :data:`VARIABILITY_WEIGHTS`; its own draws come from
-    ``family_rng``, so that a seed gives the same star, instrument signatures and planets
-    whatever its family.
+    ``family_rng`` (needed by every family but ``gp``), so that a seed draws the same star,
+    instrument signatures and planet periods, epochs and impacts whatever its family.
     """
+    if family_rng is None and variability != "gp":
+        raise ValueError(f"the {variability!r} family draws from family_rng: pass a seeded generator")
     sim = sample_star(rng, star_id)
-    family_rng = family_rng if family_rng is not None else np.random.default_rng()
     if variability == "fast_rotator":
         sim = replace(sim, rotation_period_days=log_uniform(family_rng, *FAST_ROTATION_DAYS),
                       variability_ppm=log_uniform(family_rng, *FAST_ROTATION_PPM))
@@ -359,9 +361,10 @@ def make_sample(seed: int, config: Config, real_files: list[str] | None = None,
         path = str(rng.choice(real_files))
         lc, star, source = read_lightcurve(path), SUN_LIKE, path
     else:
-        if n_segments is None:
-            # A K2 campaign and a fragment are one segment; Kepler has 17 quarters, TESS 13 sectors a year.
-            n_segments = 1 if layout in ("k2", "fragment") else int(rng.integers(1, 18 if layout == "kepler" else 14))
+        if layout in ("k2", "fragment"):
+            n_segments = 1
+        elif n_segments is None:  # Kepler has 17 quarters, TESS 13 sectors a year
+            n_segments = int(rng.integers(1, 18 if layout == "kepler" else 14))
         lc, star = simulated_background(rng, layout, n_segments, f"SIM-{seed}", variability, family_rng)
         source = f"simulated:{layout}:{n_segments}:{variability}"
     if n_planets is None:

@@ -8,8 +8,9 @@ Why
 :func:`exoperiod.learning.simulate.simulate_lightcurve` makes one star through one
 Kepler-like instrument. Real archives hold other instruments, whose systematics are
 *periodic* or *dip-shaped* and so look like planets to a period search. In the held-out
-real stars, three of the six false alarms (a bin >= 0.5) of the model of 2026-11-26 were
-K2 light curves at 1.20-1.24 d, five periods of K2's thruster firings. Each function below adds one
+real stars, three of the six false alarms (a bin >= 0.5) of the model shipped before these
+signatures (commit c51a797) were K2 light curves at 1.20-1.24 d, five periods of K2's
+thruster firings. Each function below adds one
 signature to a raw light curve, before the planets are injected and the star detrended:
 
 ==========================  ==============================================================
@@ -20,7 +21,7 @@ roll`)                      fire every ~5.9 h to bring it back (Howell et al. 20
                             126, 398). Roll-corrected photometry (PDC, K2SFF, EVEREST)
                             keeps a residual sawtooth at the firing period, its amplitude
                             drifting over the campaign, and a jump at each firing. Here:
-                            firing period U(5.75, 6.1) h; sawtooth amplitude log-uniform
+                            firing period U(5.75, 6.1) h; sawtooth peak to peak log-uniform
                             20-1000 ppm, modulated by 1 +- 0.5 sin over U(5, 30) d; each
                             firing's cadence flagged (bit 1048576, which lightkurve's
                             default mask removes) with probability 0.9, else an outlier of
@@ -44,7 +45,10 @@ white noise per cadence in simulated campaigns and 0.44 (0.12-1.3) in the 169 K2
 curves of ../shared/data. With firing outliers at half the firings and up to 20 sigma,
 the shipped model of 2026-11-26 took 78 % of simulated planet-free campaigns for a planet
 (a bin >= 0.5), against 2 % of the real K2 stars it trained on and 6 % of held-out ones;
-with the rates above, 8 %. Every draw comes from the caller's generator.
+with the rates above, 8 % (the model before, c51a797). An event (firing, dump) lands on
+the first cadence at or after its time, if that is within one cadence of it; a dump's
+settling cadences are the next ones in the series, across a gap if the dump is the last
+cadence before one. Every draw comes from the caller's generator.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ TESS_DUMP_INTERVAL_DAYS = (2.5, 6.0)
 TESS_DUMP_OUTLIER_SIGMA = (2.0, 6.0)
 TESS_DUMP_UNSETTLED = 0.3
 QUARTER_GAP_DAYS = (0.5, 1.5)
-QUARTER_OFFSET_SIGMA = 1e-3
+QUARTER_OFFSET_PPM = 1000.0
 ROLLING_BAND_QUARTERS = 0.25
 ROLLING_BAND_PER_DAY = (0.1, 1.0)
 ROLLING_BAND_PPM = (10.0, 300.0)
@@ -74,6 +78,7 @@ ROLLING_BAND_DAYS = (0.1, 1.0)
 
 
 def _columns(lc: lk.LightCurve) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Time (days), a copy of the flux and of the quality flags, to change and put back."""
     time = np.asarray(lc.time.value, dtype=float)
     flux = np.asarray(lc.flux.value, dtype=float).copy()
     quality = np.asarray(lc["quality"].value, dtype=np.int64).copy()
@@ -81,33 +86,50 @@ def _columns(lc: lk.LightCurve) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _with(lc: lk.LightCurve, flux: np.ndarray, quality: np.ndarray, keep: np.ndarray | None = None) -> lk.LightCurve:
+    """A copy of ``lc`` with this flux and these flags, and only the ``keep`` cadences."""
     out = lc.copy()
     out.flux = flux
     out["quality"] = quality.astype(np.int32)
     return out if keep is None else out[keep]
 
 
-def _nearest_cadences(time: np.ndarray, events: np.ndarray) -> np.ndarray:
-    """Index of the cadence at each event time, for events within one cadence of one."""
+def _event_cadences(time: np.ndarray, events: np.ndarray) -> np.ndarray:
+    """Index of the first cadence at or after each event time, for those within one cadence of it."""
     cadence = float(np.median(np.diff(time)))
     nearest = np.clip(np.searchsorted(time, events), 0, len(time) - 1)
     return np.unique(nearest[np.abs(time[nearest] - events) < cadence])
 
 
 def _signed(rng: np.random.Generator, n: int, sigma_range: tuple[float, float], noise: float) -> np.ndarray:
+    """``n`` outliers of either sign, U(``sigma_range``) times ``noise`` (relative flux)."""
     return rng.choice([-1.0, 1.0], size=n) * rng.uniform(*sigma_range, size=n) * noise
 
 
 def add_k2_roll(lc: lk.LightCurve, rng: np.random.Generator, noise_ppm: float) -> lk.LightCurve:
     """``lc`` with K2's roll residuals: a sawtooth at the thruster-firing period and a
-    flagged cadence or an outlier at each firing (``noise_ppm``: white noise per cadence)."""
+    flagged cadence or an outlier at each firing.
+
+    Parameters
+    ----------
+    lc : lightkurve.LightCurve
+        Raw light curve (relative flux, Kepler quality bits), one campaign.
+    rng : numpy.random.Generator
+        Every draw (firing period and phase, amplitude, drift, flags, outliers).
+    noise_ppm : float
+        White noise per cadence, ppm: the outliers' unit.
+
+    Returns
+    -------
+    lightkurve.LightCurve
+        A copy with the residuals added and the flagged firings marked (bit 1048576).
+    """
     time, flux, quality = _columns(lc)
     firing_days = rng.uniform(*K2_FIRING_HOURS) / HOURS_PER_DAY
     first = time[0] + rng.uniform(0.0, firing_days)
     drift = 1.0 + 0.5 * np.sin(2 * np.pi * time / rng.uniform(*K2_ROLL_DRIFT_DAYS) + rng.uniform(0, 2 * np.pi))
     phase = ((time - first) / firing_days) % 1.0
     flux += log_uniform(rng, *K2_ROLL_PPM) * 1e-6 * drift * (phase - 0.5)
-    firings = _nearest_cadences(time, np.arange(first, time[-1], firing_days))
+    firings = _event_cadences(time, np.arange(first, time[-1], firing_days))
     flagged = rng.random(len(firings)) < K2_FIRING_FLAGGED
     quality[firings[flagged]] |= FLAG_THRUSTER_FIRING
     loose = firings[~flagged]
@@ -116,11 +138,26 @@ def add_k2_roll(lc: lk.LightCurve, rng: np.random.Generator, noise_ppm: float) -
 
 
 def add_momentum_dumps(lc: lk.LightCurve, rng: np.random.Generator, noise_ppm: float) -> lk.LightCurve:
-    """``lc`` with TESS's momentum dumps: a flagged cadence every few days and the
-    pointing's settling, outliers on the 1-3 cadences after it."""
+    """``lc`` with TESS's momentum dumps: a flagged cadence every few days and, after some,
+    the pointing's settling: outliers on the 1-2 cadences that follow.
+
+    Parameters
+    ----------
+    lc : lightkurve.LightCurve
+        Raw light curve (relative flux), one or more sectors.
+    rng : numpy.random.Generator
+        Every draw (interval, phase, which dumps settle slowly, outliers).
+    noise_ppm : float
+        White noise per cadence, ppm: the outliers' unit.
+
+    Returns
+    -------
+    lightkurve.LightCurve
+        A copy with the dumps flagged (bit 32) and the settling outliers added.
+    """
     time, flux, quality = _columns(lc)
-    interval = rng.uniform(*TESS_DUMP_INTERVAL_DAYS)
-    dumps = _nearest_cadences(time, np.arange(time[0] + rng.uniform(0.0, interval), time[-1], interval))
+    interval_days = rng.uniform(*TESS_DUMP_INTERVAL_DAYS)
+    dumps = _event_cadences(time, np.arange(time[0] + rng.uniform(0.0, interval_days), time[-1], interval_days))
     quality[dumps] |= FLAG_DESATURATION
     for dump in dumps[rng.random(len(dumps)) < TESS_DUMP_UNSETTLED]:
         after = np.arange(dump + 1, min(dump + 1 + int(rng.integers(1, 3)), len(time)))
@@ -129,8 +166,21 @@ def add_momentum_dumps(lc: lk.LightCurve, rng: np.random.Generator, noise_ppm: f
 
 
 def add_quarter_boundaries(lc: lk.LightCurve, rng: np.random.Generator) -> lk.LightCurve:
-    """``lc`` (several Kepler quarters) with a gap and a flux offset at each quarter
-    boundary, and rolling-band dips and bumps in some quarters."""
+    """``lc`` (one or more Kepler quarters) with a gap and a flux offset at each quarter
+    boundary, and rolling-band dips and bumps in some quarters.
+
+    Parameters
+    ----------
+    lc : lightkurve.LightCurve
+        Raw light curve (relative flux) of consecutive 93-d quarters from its first cadence.
+    rng : numpy.random.Generator
+        Every draw (gaps, offsets, which quarters have rolling bands, their events).
+
+    Returns
+    -------
+    lightkurve.LightCurve
+        A copy without the gaps' cadences, with the offsets and rolling bands added.
+    """
     time, flux, quality = _columns(lc)
     quarter = np.floor((time - time[0]) / KEPLER_QUARTER_DAYS).astype(int)
     keep = np.ones(len(time), dtype=bool)
@@ -139,11 +189,11 @@ def add_quarter_boundaries(lc: lk.LightCurve, rng: np.random.Generator) -> lk.Li
         if q > 0:
             start = time[0] + q * KEPLER_QUARTER_DAYS
             keep &= ~((time >= start) & (time < start + rng.uniform(*QUARTER_GAP_DAYS)))
-        flux[inside] *= 1.0 + QUARTER_OFFSET_SIGMA * rng.standard_normal()
+        flux[inside] *= 1.0 + QUARTER_OFFSET_PPM * 1e-6 * rng.standard_normal()
         if rng.random() < ROLLING_BAND_QUARTERS:
             t_in = time[inside]
-            span = float(t_in[-1] - t_in[0])
-            for _ in range(rng.poisson(rng.uniform(*ROLLING_BAND_PER_DAY) * span)):
+            span_days = float(t_in[-1] - t_in[0])
+            for _ in range(rng.poisson(rng.uniform(*ROLLING_BAND_PER_DAY) * span_days)):
                 centre, width = rng.uniform(t_in[0], t_in[-1]), rng.uniform(*ROLLING_BAND_DAYS)
                 # A smooth-edged (super-Gaussian) step up or down, as the band crosses the aperture.
                 shape = np.exp(-(((t_in - centre) / (width / 2)) ** 4))

@@ -128,9 +128,9 @@ class SimulatedStar:
     has_systematics : bool
         Whether thermal ramps, a sensitivity dropout and outliers are added.
     spot_q0 : float
-        Q0 of the celerite2 RotationTerm: how many rotations the spots last (the
-        primary's quality factor is 0.5 + Q0 + dQ, a coherence time of ~Q P_rot / pi).
-        1 here, spots evolving within a rotation or two as on the Sun; a training family
+        Q0 of the celerite2 RotationTerm, which sets how long the spots last: the
+        primary's quality factor is 0.5 + Q0 + dQ, a coherence time of ~(Q0 + 2.5) / pi
+        rotations. 1 here (about a rotation, as on the Sun); a training family
         (``learning.curves``) draws longer-lived ones.
     """
 
