@@ -57,7 +57,7 @@ import lightkurve as lk
 import numpy as np
 
 from ..constants import HOURS_PER_DAY, KEPLER_QUARTER_DAYS
-from .simulate import FLAG_DESATURATION, log_uniform
+from .simulate import FLAG_DESATURATION, event_cadences, log_uniform
 
 #: K2's quality bit for a thruster firing (K2 Data Release Notes; lightkurve removes it).
 FLAG_THRUSTER_FIRING = 1048576
@@ -93,13 +93,6 @@ def _with(lc: lk.LightCurve, flux: np.ndarray, quality: np.ndarray, keep: np.nda
     return out if keep is None else out[keep]
 
 
-def _event_cadences(time: np.ndarray, events: np.ndarray) -> np.ndarray:
-    """Index of the first cadence at or after each event time, for those within one cadence of it."""
-    cadence = float(np.median(np.diff(time)))
-    nearest = np.clip(np.searchsorted(time, events), 0, len(time) - 1)
-    return np.unique(nearest[np.abs(time[nearest] - events) < cadence])
-
-
 def _signed(rng: np.random.Generator, n: int, sigma_range: tuple[float, float], noise: float) -> np.ndarray:
     """``n`` outliers of either sign, U(``sigma_range``) times ``noise`` (relative flux)."""
     return rng.choice([-1.0, 1.0], size=n) * rng.uniform(*sigma_range, size=n) * noise
@@ -129,7 +122,7 @@ def add_k2_roll(lc: lk.LightCurve, rng: np.random.Generator, noise_ppm: float) -
     drift = 1.0 + 0.5 * np.sin(2 * np.pi * time / rng.uniform(*K2_ROLL_DRIFT_DAYS) + rng.uniform(0, 2 * np.pi))
     phase = ((time - first) / firing_days) % 1.0
     flux += log_uniform(rng, *K2_ROLL_PPM) * 1e-6 * drift * (phase - 0.5)
-    firings = _event_cadences(time, np.arange(first, time[-1], firing_days))
+    firings = event_cadences(time, np.arange(first, time[-1], firing_days), float(np.median(np.diff(time))))
     flagged = rng.random(len(firings)) < K2_FIRING_FLAGGED
     quality[firings[flagged]] |= FLAG_THRUSTER_FIRING
     loose = firings[~flagged]
@@ -157,7 +150,8 @@ def add_momentum_dumps(lc: lk.LightCurve, rng: np.random.Generator, noise_ppm: f
     """
     time, flux, quality = _columns(lc)
     interval_days = rng.uniform(*TESS_DUMP_INTERVAL_DAYS)
-    dumps = _event_cadences(time, np.arange(time[0] + rng.uniform(0.0, interval_days), time[-1], interval_days))
+    dumps = event_cadences(time, np.arange(time[0] + rng.uniform(0.0, interval_days), time[-1], interval_days),
+                           float(np.median(np.diff(time))))
     quality[dumps] |= FLAG_DESATURATION
     for dump in dumps[rng.random(len(dumps)) < TESS_DUMP_UNSETTLED]:
         after = np.arange(dump + 1, min(dump + 1 + int(rng.integers(1, 3)), len(time)))

@@ -333,6 +333,13 @@ def _flag_runs(
     return idx
 
 
+def event_cadences(time_days: np.ndarray, events_days: np.ndarray, cadence_days: float) -> np.ndarray:
+    """Index of the first cadence at or after each event (a desaturation, a thruster firing),
+    for the events within one cadence of it: an event in a gap marks no cadence."""
+    at = np.clip(np.searchsorted(time_days, events_days), 0, len(time_days) - 1)
+    return np.unique(at[np.abs(time_days[at] - events_days) < cadence_days])
+
+
 def simulate_lightcurve(
     sim: SimulatedStar,
     rng: np.random.Generator,
@@ -397,9 +404,7 @@ def simulate_lightcurve(
     tweaks = rng.integers(n, size=rng.poisson(duration_days / 90.0))
     nan_idx.append(_flag_runs(rng, tweaks, n, FLAG_ATTITUDE_TWEAK, quality))
     desat_times = start_bkjd + rng.uniform(0.0, 3.0) + 3.0 * np.arange(int(duration_days / 3.0))
-    nearest = np.clip(np.searchsorted(time_days, desat_times), 0, n - 1)
-    on_cadence = np.abs(time_days[nearest] - desat_times) < cadence_days
-    quality[nearest[on_cadence]] |= FLAG_DESATURATION
+    quality[event_cadences(time_days, desat_times, cadence_days)] |= FLAG_DESATURATION
     quality[rng.random(n) < 0.01] |= FLAG_COSMIC_RAY
     flux[np.concatenate(nan_idx)] = np.nan
 
