@@ -8,7 +8,7 @@ import pytest
 
 from exoperiod.config import load_config
 from exoperiod.learning.curves import make_sample, regenerated, write_curves
-from exoperiod.learning.datasets.store import DatasetError
+from exoperiod.learning.datasets.store import DatasetError, sample_features
 from exoperiod.learning.train import load_split
 from exoperiod.search.preprocess import to_series
 from exoperiod.search.model import PeriodModel, features_key
@@ -63,12 +63,19 @@ def test_written_curves_carry_their_features_and_load_for_training(tmp_path):
         assert z["arr_0"].dtype == np.float32 and z["arr_0"].shape == z["mask"].shape
         assert z["arr_1"].shape == (100,) and z["arr_2"].shape == (100,)
         assert str(z["features_key"]) == features_key(config)
-        np.testing.assert_array_equal(z["features"], PeriodModel(config).search(z["arr_0"], z["mask"])[1])
+        own = z["features"]
+        np.testing.assert_array_equal(own, PeriodModel(config).search(z["arr_0"], z["mask"])[1])
     # Resume: a second call writes nothing new and keeps the table.
     assert write_curves(config, 4, seed=1) == folder
     pd.testing.assert_frame_equal(pd.read_parquet(folder / "metadata.parquet"), table)
     loaded = sum(len(load_split(tmp_path, config, split)) for split in ("train", "val", "test"))
     assert loaded == 4
+    # Loading searched nothing, so nothing was cached; and a light curve written again under
+    # its id is read with its own features, never a cache entry of that id.
+    cache = folder / f"features-{features_key(config)}.npz"
+    assert not cache.exists()
+    np.savez(cache, **{table["sample_id"][0]: np.zeros_like(own)})
+    np.testing.assert_array_equal(sample_features(folder, [table["sample_id"][0]], PeriodModel(config))[0], own)
 
 
 def test_a_written_sample_gives_back_its_raw_light_curve_only_while_its_seed_gives_its_series(tmp_path):

@@ -27,5 +27,7 @@ def test_predictions_match_the_recorded_reference(shared_data, shipped_model):
     for name in FILES:
         assert len(got[name]) == len(expected[name]), name
         for new, old in zip(got[name], expected[name]):
-            assert new["period_days"] == pytest.approx(old["period_days"], rel=1e-9), name
+            # rel 1e-7 (0.1 s at 10 d, far below any refined period's error): the transit fit's
+            # last digits differ between CPUs (6e-9 between two x86_64 machines on 2026-11-27).
+            assert new["period_days"] == pytest.approx(old["period_days"], rel=1e-7), name
             assert new["probability"] == pytest.approx(old["probability"], abs=1e-6, nan_ok=True), name

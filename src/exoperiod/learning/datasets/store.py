@@ -135,10 +135,11 @@ def sample_features(folder: Path, sample_ids: list[str], model: PeriodModel, wri
     """Fold features of the samples of one dataset folder, computed once and cached.
 
     The cache is ``<folder>/features-<key>.npz`` (sample id -> features, key
-    :func:`~exoperiod.search.model.features_key`); samples that carry their own
-    ``features`` array with the same key (written by
-    :func:`exoperiod.learning.curves.write_curves`) use it directly. Only the requested
-    entries of the cache are read, so a few samples of a large folder cost little.
+    :func:`~exoperiod.search.model.features_key`) and holds only what had to be searched:
+    samples that carry their own ``features`` array with the same key (written by
+    :func:`exoperiod.learning.curves.write_curves`) always use it, so a light curve written
+    again under its id never meets its predecessor's features. Only the requested entries
+    of the cache are read, so a few samples of a large folder cost little.
 
     Parameters
     ----------
@@ -165,20 +166,23 @@ def sample_features(folder: Path, sample_ids: list[str], model: PeriodModel, wri
         wanted = set(sample_ids)
         with np.load(cache_path, allow_pickle=False) as z:
             found = {name: z[name] for name in z.files if name in wanted}
-    missing = [s for s in sample_ids if s not in found]
-    for sample_id in missing:
+    searched = []
+    for sample_id in sample_ids:
+        # A sample's own features are read from it even when the cache has its id: they
+        # were written with its flux, and a rewritten sample keeps its id.
         with np.load(folder / f"{sample_id}.npz", allow_pickle=False) as z:
             if "features" in z.files and str(z["features_key"]) == key:
                 found[sample_id] = z["features"]
-            else:
+            elif sample_id not in found:
                 found[sample_id] = model.search(z["arr_0"], z["mask"].astype(bool))[1]
-    if missing and write_cache:
+                searched.append(sample_id)
+    if searched and write_cache:
         cached: dict[str, np.ndarray] = {}
         if cache_path.is_file():
             with np.load(cache_path, allow_pickle=False) as z:
                 cached = {name: z[name] for name in z.files}
         with atomic_write(cache_path) as tmp:
-            np.savez(tmp, **cached, **{s: found[s] for s in missing})
+            np.savez(tmp, **cached, **{s: found[s] for s in searched})
     if not sample_ids:
         return np.zeros((0, len(FEATURE_NAMES), model.grid.bins), np.float32)
     return np.stack([found[s] for s in sample_ids])
