@@ -65,10 +65,11 @@ from exoperiod.search.readers import read_lightcurve  # noqa: E402
 TIERS = (7, 10, 15, 25, 50, 200)
 POPULATION_SEED = {"family": 1, "real": 2}
 RESULTS = Path(__file__).parent / "results"
-#: One row of ``heldout.csv``: a light curve and a method; ``probability``, ``max_bin_probability``,
-#: ``snr`` and ``sde`` (of the first candidate) are exoperiod's only.
+#: One row of ``heldout.csv``: a light curve and a method; ``probability`` (the vetter's),
+#: ``scorer_probability``, ``max_bin_probability``, ``snr`` and ``sde`` (of the first
+#: candidate) are exoperiod's only.
 COLUMNS = ["population", "tier", "i", "case", "truth", "white_snr", "method", "periods", "top1", "top3",
-           "probability", "max_bin_probability", "snr", "sde", "cpu_s"]
+           "probability", "scorer_probability", "max_bin_probability", "snr", "sde", "cpu_s"]
 _STATE: dict = {}
 
 
@@ -140,12 +141,13 @@ def run_case(item: tuple) -> list[dict]:
             "truth": ";".join(f"{p:.5f}" for p in truth), "white_snr": white_snr}
     for method in methods:
         start = time.process_time()
-        probability, max_bin, snr, sde = None, None, None, None
+        probability, scorer, max_bin, snr, sde = None, None, None, None, None
         if method == "exoperiod":
             found = predict(raw, model, top_k=3, max_planets=1, off_grid=False)  # as BLS and TLS: 1-40 d
             periods = found.periods
             first = found.candidates[0] if found.candidates else None
             probability = first.probability if first else 0.0
+            scorer = first.scorer_probability if first else 0.0
             snr, sde = (first.snr, first.sde) if first else (None, None)
             max_bin = float(np.max(found.bin_probabilities))
         elif method == "bls":
@@ -154,7 +156,7 @@ def run_case(item: tuple) -> list[dict]:
             periods = tls_periods(detrended)
         rows.append({**base, "method": method, "periods": ";".join(f"{p:.5f}" for p in periods),
                      "top1": _recovered(periods, truth, 1), "top3": _recovered(periods, truth, 3),
-                     "probability": probability, "max_bin_probability": max_bin,
+                     "probability": probability, "scorer_probability": scorer, "max_bin_probability": max_bin,
                      "snr": snr, "sde": sde, "cpu_s": time.process_time() - start})
     return rows
 

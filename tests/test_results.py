@@ -16,6 +16,7 @@ from exoperiod.grid import PeriodGrid
 from exoperiod.search.ephemeris import box_log_likelihood
 from exoperiod.search.fold import DOWNSAMPLE, CoherentFold
 from exoperiod.search.offgrid import FOLD_BUDGET, _searchable_to, off_grid_ranges
+from exoperiod.search.outputs import CANDIDATE_TYPE
 from exoperiod.search.refine import Candidate
 
 WASP_18 = "lightcurves/tess/100100827/wasp18b.fits"
@@ -84,6 +85,8 @@ def test_to_pandas_and_to_table_hold_the_candidates(kepler62) -> None:
     frame = kepler62.to_pandas()
     assert list(frame["rank"]) == list(range(1, len(kepler62.candidates) + 1))
     assert list(frame.columns[1:]) == list(Candidate.JSON_KEYS)
+    # The Parquet results of an archive run hold the same keys, in the same order.
+    assert CANDIDATE_TYPE.names == list(Candidate.JSON_KEYS)
     np.testing.assert_allclose(frame["period_days"], kepler62.periods)
     table = kepler62.to_table()
     assert table["period_days"].unit == u.day and table["duration_hours"].unit == u.hour

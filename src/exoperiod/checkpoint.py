@@ -28,7 +28,7 @@ from .files import atomic_write
 MODEL_FORMAT = "exoperiod-model/2"
 
 _REQUIRED = {"format": str, "state_dict": dict, "config": dict, "grid": dict, "temperature": torch.Tensor}
-_OPTIONAL = {"card": dict}
+_OPTIONAL = {"card": dict, "vetter": dict}
 
 
 class ModelLoadError(ExoperiodError):
@@ -49,7 +49,7 @@ def validate_checkpoint(payload: Any, path: str | os.PathLike) -> None:
     ------
     ModelLoadError
         Not a dict of the model format; a key missing or of the wrong type; a
-        ``state_dict`` that is not a mapping of names to finite tensors; a config that a
+        ``state_dict`` (or ``vetter``) that is not a mapping of names to finite tensors; a config that a
         config file could not hold (same bounds, see :mod:`exoperiod.config`); a grid
         that is not the config's; a ``temperature`` that is not one positive finite number.
     """
@@ -62,7 +62,9 @@ def validate_checkpoint(payload: Any, path: str | os.PathLike) -> None:
             raise ModelLoadError(
                 f"{path}: damaged model file: {key!r} is a {type(payload[key]).__name__}, not a {kind.__name__}"
             )
-    _check_weights(payload["state_dict"], path)
+    for key in ("state_dict", "vetter"):
+        if key in payload:
+            _check_weights(payload[key], path, key)
     try:
         config = config_from_dict(payload["config"], "config")
     except ConfigError as err:
@@ -94,9 +96,9 @@ def save_checkpoint(payload: Mapping[str, Any], path: str | os.PathLike) -> None
         tmp.write_bytes(buffer.getbuffer())
 
 
-def _check_weights(state_dict: Mapping[Any, Any], path: str | os.PathLike) -> None:
+def _check_weights(state_dict: Mapping[Any, Any], path: str | os.PathLike, key: str) -> None:
     for name, value in state_dict.items():
         if not isinstance(name, str) or not isinstance(value, torch.Tensor):
-            raise ModelLoadError(f"{path}: damaged model file: state_dict must map names to tensors")
+            raise ModelLoadError(f"{path}: damaged model file: {key} must map names to tensors")
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise ModelLoadError(f"{path}: damaged model file: weight {name!r} holds NaN or infinity")

@@ -193,6 +193,12 @@ def train(
             command = " ".join(["exoperiod", *sys.argv[1:]])
             model = training.train(cfg, data or Path(cfg.output_root), out, settings, resume=resume,
                                    progress=report, card_extra={"command": command})
+            if preset == "default" and os.environ.get("RANK", "0") == "0":
+                from .learning.vetting import add_vetter
+                from .paths import shared_data_dir
+
+                model = add_vetter(out / "model.pt", out / "model.pt", shared=shared_data_dir(), workers=2,
+                                   progress=_stage_bar(bar))
     except USER_ERRORS as err:
         _fail(err)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
@@ -200,6 +206,29 @@ def train(
     m = model.card.get("metrics", {})
     console.print(f"best epoch {model.card.get('epoch')}: validation top-1 {m.get('val_top1', float('nan')):.3f}, "
                   f"top-3 {m.get('val_top3', float('nan')):.3f} -> {out / 'model.pt'}")
+
+
+@app.command("fit-vetter")
+def fit_vetter(
+    model: Path = typer.Option(..., help="Trained model file whose candidates the vetter learns to read."),
+    out: Path = typer.Option(..., help="Model file to write: the same model with its vetter."),
+    curves: int = typer.Option(1000, min=1, help="Light curves drawn like the training set's, other seeds."),
+    binaries: int = typer.Option(250, min=0, help="More light curves, each with an eclipsing binary added."),
+    workers: int = typer.Option(2, min=1),
+) -> None:
+    """Fit the candidates' vetter of a trained model (resumable: candidates are kept beside OUT)."""
+    from .learning.vetting import add_vetter
+    from .paths import shared_data_dir
+
+    try:
+        with _progress() as bar:
+            vetted = add_vetter(model, out, curves, shared=shared_data_dir(), workers=workers,
+                                progress=_stage_bar(bar), binaries=binaries)
+    except USER_ERRORS as err:
+        _fail(err)
+    card = vetted.card["vetter"]
+    console.print(f"vetter fitted on {card['candidates']} candidates ({card['planets']} planets) of "
+                  f"{card['light_curves'] + card['with_binaries']} light curves -> {out}")
 
 
 @app.command()

@@ -31,12 +31,14 @@ OUT = Path(__file__).with_name("reference_predictions.json")
 
 
 def record() -> dict[str, list[dict[str, float]]]:
-    """The candidates' periods and probabilities of each file, as predicted now."""
+    """The candidates' periods, probabilities and scorer probabilities of each file, as
+    predicted now (NaN where a candidate outside the grid has none)."""
     root = shared_data_dir()
     if root is None:
         raise SystemExit("the real data folder is needed: set EXOPERIOD_SHARED_DATA")
     model = PeriodModel.load()
-    return {name: [{"period_days": c.period_days, "probability": c.probability}
+    return {name: [{"period_days": c.period_days, "probability": c.probability,
+                    "scorer_probability": float("nan") if c.scorer_probability is None else c.scorer_probability}
                    for c in predict(root / name, model).candidates]
             for name in FILES}
 

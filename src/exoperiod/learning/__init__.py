@@ -2,7 +2,7 @@
 
 The flow::
 
-    simulate, instruments, catalog (http) -> inject -> datasets, curves -> train -> evaluate
+    simulate, instruments, catalog (http) -> inject -> datasets, curves -> train -> vetting -> evaluate
                                                                           presets, demo
 
 ``simulate`` makes Kepler-like stars and ``instruments`` adds K2's, TESS's and stitched

@@ -1,7 +1,7 @@
 """Catalogues of stars and planets: the Kepler KOI table and lists of planet-free stars.
 
 Place in the flow (learning side): simulate, instruments, **catalog** (http) -> inject -> datasets,
-curves -> train -> evaluate; presets, demo.
+curves -> train -> vetting -> evaluate; presets, demo.
 
 The KOI cumulative table comes from a local CSV (``config.koi_table``), from Kaggle's
 ``nasa/kepler-exoplanet-search-results`` when Kaggle credentials are configured and the

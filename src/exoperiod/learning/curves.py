@@ -1,7 +1,7 @@
 """Light curves of any length for training and benchmarks: backgrounds plus batman planets.
 
 Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> datasets,
-**curves** -> train -> evaluate; presets, demo.
+**curves** -> train -> vetting -> evaluate; presets, demo.
 
 Why
 ---
@@ -74,7 +74,7 @@ from ..search.preprocess import (
 )
 from ..search.readers import LightCurveReadError, read_lightcurve
 from .datasets.store import DatasetError
-from .inject import Planet, Star, inject_transits, planet_for_snr, transit_duration_hours
+from .inject import Planet, Star, inject_transits, planet_for_snr, transit_duration_hours, transit_model
 from .instruments import add_k2_roll, add_momentum_dumps, add_quarter_boundaries
 from .simulate import log_uniform, sample_star, simulate_lightcurve
 
@@ -256,6 +256,44 @@ def draw_planets(rng: np.random.Generator, detrended: lk.LightCurve, star: Star,
     return out
 
 
+#: Eclipsing binaries (:func:`add_eclipsing_binary`): the companion's radius over the
+#: primary's, its surface brightness over the primary's (sets the secondary eclipse's
+#: depth over the primary's), the impact parameter as a share of 1 + k (above 1 - k the
+#: eclipses are grazing, V-shaped), and the light of other stars in the aperture that
+#: dilutes them (log-uniform: from an isolated binary to a background one at 1 % of the
+#: light, as blended binaries make most of Kepler's false positives).
+BINARY_RADIUS_RATIO = (0.2, 1.0)
+BINARY_SURFACE_BRIGHTNESS_RATIO = (0.0, 1.0)
+BINARY_IMPACT_SHARE = (0.0, 0.95)
+BINARY_LIGHT_SHARE = (0.003, 1.0)
+
+
+def add_eclipsing_binary(lc: lk.LightCurve, rng: np.random.Generator, star: Star,
+                         grid: PeriodGrid) -> tuple[lk.LightCurve, float]:
+    """``lc`` with the primary and secondary eclipses of a circular binary, and its period.
+
+    A negative the vetter must learn (the issue's "eclipsing binaries as negatives"): both
+    eclipses are batman transits of a companion of radius ratio k, the secondary half a
+    period later and shallower by the surface-brightness ratio, both diluted by the
+    binary's share of the light in the aperture. Period log-uniform over ``grid``.
+    """
+    time = np.asarray(lc.time.value, dtype=float)
+    exposure = float(np.median(np.diff(time))) * MINUTES_PER_DAY
+    period = log_uniform(rng, grid.min_days, grid.max_days)
+    t0 = time[0] + float(rng.uniform(0, period))
+    k = float(rng.uniform(*BINARY_RADIUS_RATIO))
+    impact = float(rng.uniform(*BINARY_IMPACT_SHARE)) * (1 + k)
+    brightness = float(rng.uniform(*BINARY_SURFACE_BRIGHTNESS_RATIO))
+    light = log_uniform(rng, *BINARY_LIGHT_SHARE)
+    primary = transit_model(time, [Planet(period, t0, k, impact)], star, exposure)
+    # The secondary: the companion eclipsed, its light lost in proportion to the primary's
+    # eclipse depth times the brightness ratio (the same geometry, half a period later).
+    secondary = 1 - brightness * (1 - transit_model(time, [Planet(period, t0 + period / 2, k, impact)], star, exposure))
+    out = lc.copy()
+    out.flux = out.flux * (1 + light * (primary * secondary - 1))
+    return out, period
+
+
 def detrended_with_planets(lc: lk.LightCurve, star: Star, rng: np.random.Generator, config: Config,
                            n_planets: int, snr_range: tuple[float, float] | None = None,
                            augment: bool = False, grid: PeriodGrid | None = None) -> tuple[lk.LightCurve, lk.LightCurve, np.ndarray, list[InjectedPlanet]]:
@@ -333,7 +371,8 @@ def augment_real(lc: lk.LightCurve, rng: np.random.Generator, noise: float) -> l
 
 def make_sample(seed: int, config: Config, real_files: list[str] | None = None,
                 layout: str | None = None, n_segments: int | None = None, n_planets: int | None = None,
-                snr_range: tuple[float, float] | None = None, variability: str | None = None) -> Sample:
+                snr_range: tuple[float, float] | None = None, variability: str | None = None,
+                binary: bool = False) -> Sample:
     """One training or benchmark light curve, fully determined by ``seed`` and the rest.
 
     Parameters
@@ -347,6 +386,11 @@ def make_sample(seed: int, config: Config, real_files: list[str] | None = None,
     layout, n_segments, n_planets, snr_range, variability : optional
         Fix what is otherwise drawn (benchmarks fix all of them). The variability family
         of a simulated background is drawn from its own stream (seeded by ``seed``).
+    binary : bool
+        Add an eclipsing binary to the star (:func:`add_eclipsing_binary`, from a stream
+        of its own: every other draw is the same as without it); its period is in
+        ``meta["binary_period_days"]``. The training curves have none; the vetter's
+        light curves have some (:mod:`exoperiod.learning.vetting`).
     """
     rng = np.random.default_rng(seed)
     family_rng = np.random.default_rng([seed, 1])
@@ -369,11 +413,15 @@ def make_sample(seed: int, config: Config, real_files: list[str] | None = None,
         source = f"simulated:{layout}:{n_segments}:{variability}"
     if n_planets is None:
         n_planets = int(rng.choice(len(N_PLANET_WEIGHTS), p=N_PLANET_WEIGHTS))
+    meta = {"seed": seed}
+    if binary:
+        lc, meta["binary_period_days"] = add_eclipsing_binary(lc, np.random.default_rng([seed, 2]), star,
+                                                              config.grid())
     raw, detrended, trend, planets = detrended_with_planets(lc, star, rng, config, n_planets, snr_range,
                                                             augment=layout == "real")
     series = series_from_detrended(detrended, trend, config.cadence_minutes / MINUTES_PER_DAY, source)
     return Sample(series=series, planets=planets, layout=layout, source=source,
-                  meta={"seed": seed, "span_days": series.span_days, "valid_days": series.valid_days}, raw=raw)
+                  meta={**meta, "span_days": series.span_days, "valid_days": series.valid_days}, raw=raw)
 
 
 def labels(sample: Sample, config: Config) -> tuple[np.ndarray, np.ndarray]:

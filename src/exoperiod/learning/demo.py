@@ -1,7 +1,7 @@
 """The main job: what a new user runs first, offline, in a few minutes.
 
 Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> datasets, curves ->
-train -> evaluate; presets, **demo**.
+train -> vetting -> evaluate; presets, **demo**.
 
 It builds a small simulated dataset, evaluates the shipped model on its held-out test
 stars, predicts the periods of an example simulated light curve with two planets (and of

@@ -1,7 +1,7 @@
 """Evaluation of a period model on a dataset split, and its markdown report.
 
 Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> datasets, curves ->
-train -> **evaluate**; presets, demo.
+train -> vetting -> **evaluate**; presets, demo.
 
 What is measured
 ----------------

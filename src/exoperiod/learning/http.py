@@ -1,7 +1,7 @@
 """HTTP downloads that cope with a busy archive: rate limiting, retries, resume.
 
 Place in the flow (learning side): simulate, instruments, catalog (**http**) -> inject -> datasets,
-curves -> train -> evaluate; presets, demo.
+curves -> train -> vetting -> evaluate; presets, demo.
 
 Every request to MAST or the Exoplanet Archive goes through :func:`call_with_retries`:
 a shared token bucket spaces the requests out, and timeouts, dropped connections,

@@ -1,7 +1,7 @@
 """Transit models and injection into simulated or real light curves.
 
 Place in the flow (learning side): simulate, instruments, catalog (http) -> **inject** -> datasets,
-curves -> train -> evaluate; presets, demo.
+curves -> train -> vetting -> evaluate; presets, demo.
 
 Planets are on circular orbits and modelled with batman (Kreidberg 2015): quadratic
 limb darkening for the Kepler band, integrated over the exposure by supersampling.

@@ -1,7 +1,7 @@
 """What K2, TESS and stitched Kepler quarters add to a star: the instrument's signatures.
 
 Place in the flow (learning side): simulate, **instruments**, catalog (http) -> inject ->
-datasets, curves -> train -> evaluate; presets, demo.
+datasets, curves -> train -> vetting -> evaluate; presets, demo.
 
 Why
 ---

@@ -1,15 +1,17 @@
 """The training recipe with one command (the shipped model is its run: README, Datasets).
 
 Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> datasets, curves ->
-train -> evaluate; **presets**, demo.
+train -> vetting -> evaluate; **presets**, demo.
 
 ``exoperiod train --preset default`` writes the default training set of whole light curves
 (:func:`exoperiod.learning.curves.write_curves`: 3,000 light curves of 8 days to 17 Kepler quarters,
 1-13 TESS-like sectors and K2-like campaigns, a quarter of them on real planet-free stars of
 ../shared/data when it is there, the simulated ones in four variability families and with
 their instrument's signatures (:mod:`exoperiod.learning.instruments`); each
-star detrended with its own window; resumable) and trains the scorer on their cached fold
-features with the settings below.
+star detrended with its own window; resumable), trains the scorer on their cached fold
+features with the settings below, and fits the candidates' vetter on 1,000 more light
+curves drawn the same way and 250 with an eclipsing binary
+(:func:`exoperiod.learning.vetting.add_vetter`; resumable too).
 """
 
 from __future__ import annotations

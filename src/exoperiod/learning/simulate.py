@@ -1,7 +1,7 @@
 """Simulated Kepler-like stars: exoperiod's embedded default data (no network needed).
 
 Place in the flow (learning side): **simulate**, instruments, catalog (http) -> inject -> datasets,
-curves -> train -> evaluate; presets, demo.
+curves -> train -> vetting -> evaluate; presets, demo.
 
 A simulated star is a main-sequence dwarf observed for one Kepler quarter at long
 cadence. Its light curve holds white noise at the star's CDPP, stellar variability

@@ -1,7 +1,7 @@
 """Training loop for :class:`~exoperiod.search.model.PeriodNet` (readable in one sitting).
 
 Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> datasets, curves ->
-**train** -> evaluate; presets, demo.
+**train** -> vetting -> evaluate; presets, demo.
 
 Data: dataset folders with ``metadata.parquet`` (each sample's split and planets) and one
 ``.npz`` per sample: the fixed windows of ``exoperiod build-dataset`` (positive, negative,

@@ -1,7 +1,7 @@
 """Predict a whole archive: in this process or on a Dask cluster, results that survive.
 
 Place in the flow (search side): readers -> inputs -> preprocess -> fold -> model -> refine
-(ephemeris, offgrid) -> predict -> views, plots, results -> outputs, **batch**.
+(ephemeris, offgrid) -> vetting -> predict -> views, plots, results -> outputs, **batch**.
 
 Where the work runs
 -------------------

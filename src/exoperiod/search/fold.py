@@ -1,7 +1,7 @@
 """One coherent box search over every cadence of a star, fast: the stack-slide fold.
 
 Place in the flow (search side): readers -> inputs -> preprocess -> **fold** -> model ->
-refine (ephemeris, offgrid) -> predict -> views, plots, results -> outputs, batch.
+refine (ephemeris, offgrid) -> vetting -> predict -> views, plots, results -> outputs, batch.
 
 Why
 ---

@@ -1,7 +1,7 @@
 """Every kind of light curve an astronomer may hold, as the one kind exoperiod uses.
 
 Place in the flow (search side): readers -> **inputs** -> preprocess -> fold -> model ->
-refine (ephemeris, offgrid) -> predict -> views, plots, results -> outputs, batch.
+refine (ephemeris, offgrid) -> vetting -> predict -> views, plots, results -> outputs, batch.
 
 :func:`as_lightcurve` is called first by :func:`exoperiod.search.predict.predict` and
 :meth:`exoperiod.search.model.PeriodModel.predict_proba`, so both take the same inputs:

@@ -1,7 +1,7 @@
 """Batch results that survive a crash: a JSON Lines journal, a Parquet dataset, the JSON list.
 
 Place in the flow (search side): readers -> inputs -> preprocess -> fold -> model -> refine
-(ephemeris, offgrid) -> predict -> views, plots, results -> **outputs**, batch.
+(ephemeris, offgrid) -> vetting -> predict -> views, plots, results -> **outputs**, batch.
 
 Every result is appended to a JSON Lines file (flushed and fsynced) the moment it
 arrives, so a killed run loses only the work in flight. The Parquet dataset turns the
@@ -65,6 +65,7 @@ CANDIDATE_TYPE = pa.struct([
     ("search_pass", pa.int32()), ("note", pa.string()), ("better_period_days", _F64),
     ("period_err_days", _F64), ("t0_err_days", _F64), ("duration_err_hours", _F64), ("depth_err_ppm", _F64),
     ("outside_grid", pa.bool_()), ("transit_times_btjd_or_bkjd", pa.list_(_F64)), ("sde", _F64),
+    ("scorer_probability", _F64),
 ])
 TIMING_TYPE = pa.struct([(stage, _F64) for stage in ("read_preprocess", "model", "refine", "report", "wall")])
 

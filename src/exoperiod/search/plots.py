@@ -1,7 +1,7 @@
 """One PNG per prediction: the light curve, the period probabilities and each candidate.
 
 Place in the flow (search side): readers -> inputs -> preprocess -> fold -> model -> refine
-(ephemeris, offgrid) -> predict -> views, **plots**, results -> outputs, batch.
+(ephemeris, offgrid) -> vetting -> predict -> views, **plots**, results -> outputs, batch.
 
 Rows, top to bottom: the flux as read with the detrending trend; the detrended flux
 with each candidate's transits coloured; the model's probability per period bin (log

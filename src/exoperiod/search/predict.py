@@ -1,7 +1,7 @@
 """Predict planet periods for light-curve files: the model, refined by BLS, as JSON.
 
 Place in the flow (search side): readers -> inputs -> preprocess -> fold -> model -> refine
-(ephemeris, offgrid) -> **predict** -> views, plots, results -> outputs, batch.
+(ephemeris, offgrid) -> vetting -> **predict** -> views, plots, results -> outputs, batch.
 
 How a light curve is searched
 -----------------------------
@@ -19,7 +19,9 @@ How planets are searched
    chosen one is skipped (the same peak), and so are the bins at P/3, P/2, 2P and 3P of
    a refined period P that explains the data better than those harmonics (aliases of
    it); a refined period that turns out to repeat an earlier one (a ratio of 1/5 .. 5
-   with coinciding transits) is dropped and the next bin tried.
+   with coinciding transits) is dropped and the next bin tried. Each candidate's
+   probability is then the vetter's (:mod:`exoperiod.search.vetting`: the scorer's
+   probability read beside the candidate's own transits); the order stays the scorer's.
 2. A candidate whose fitted transit lasts longer than any planet's can at its period
    (:func:`exoperiod.orbits.longest_transit_hours`: the broad dips of spotted stars)
    gets probability 0 and goes after the others. The first of them is planet 1 (a
@@ -56,6 +58,7 @@ from .model import PeriodModel, Scored
 from .offgrid import explained_by, search_outside_grid
 from .preprocess import WINDOW_PER_TRANSIT, Series, redetrended, to_series
 from .refine import Candidate, TransitSearch, refine_bin
+from .vetting import vet
 
 #: A bin needs this probability to count as a planet in the multi-planet search.
 MIN_PROBABILITY = 0.5
@@ -366,7 +369,8 @@ def _measured_again_if_eroded(
     its planets' transits masked when the window eats into them (else as given).
 
     The model's scores of the first detrending stay (it was trained on that one): the
-    first planet's bin and probability are the same; a later pass masks the transits
+    first planet's bin and scorer probability are the same (the vetter reads the transits
+    as measured again); a later pass masks the transits
     as measured again, so its bins may differ, and any candidate whose duration now
     exceeds a planet's loses its probability. A candidate that is the same signal both
     times (:func:`_same_signal`) keeps its first
@@ -448,7 +452,7 @@ def _search_planets(
     def refine(search: TransitSearch, found: Scored, b: int, search_pass: int) -> Candidate:
         candidate = refine_bin(search, edges[b], edges[b + 1], peak_probability(expit(found.logits), b), b,
                                search_pass, standardized, use_tls, seed_period_days=float(found.best.period_days[b]))
-        return replace(candidate, sde=found.best.sde(b))
+        return vet(model.vetter, search, replace(candidate, sde=found.best.sde(b)))
 
     logits = scored.logits
     with clock("refine"):

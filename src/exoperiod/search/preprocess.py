@@ -1,7 +1,7 @@
 """From a light curve to model windows: clean, detrend, normalise, resample, cut.
 
 Place in the flow (search side): readers -> inputs -> **preprocess** -> fold -> model ->
-refine (ephemeris, offgrid) -> predict -> views, plots, results -> outputs, batch.
+refine (ephemeris, offgrid) -> vetting -> predict -> views, plots, results -> outputs, batch.
 
 The model sees fixed-length windows on a uniform time grid. Gaps stay gaps: a cell with
 no data is 0 (the baseline) in ``flux`` and ``False`` in ``mask``; nothing is

@@ -1,7 +1,7 @@
 """Read one Kepler, K2 or TESS light curve, whatever file it arrived in.
 
 Place in the flow (search side): **readers** -> inputs -> preprocess -> fold -> model ->
-refine (ephemeris, offgrid) -> predict -> views, plots, results -> outputs, batch.
+refine (ephemeris, offgrid) -> vetting -> predict -> views, plots, results -> outputs, batch.
 
 Supported: SPOC light-curve FITS (Kepler and K2 long and short cadence, TESS), the
 K2SFF and K2SC high-level science products, FITS written by lightkurve's ``to_fits``

@@ -1,7 +1,7 @@
 """Verification of the model's period bins with a box least-squares search.
 
 Place in the flow (search side): readers -> inputs -> preprocess -> fold -> model ->
-**refine** (ephemeris, offgrid) -> predict -> views, plots, results -> outputs, batch.
+**refine** (ephemeris, offgrid) -> vetting -> predict -> views, plots, results -> outputs, batch.
 
 The model says *which bins* hold a planet; a fine BLS (astropy
 :class:`~astropy.timeseries.BoxLeastSquares`) restricted to one bin's period range then
@@ -107,9 +107,10 @@ class Candidate:
     period_days : float
         Refined orbital period, days.
     probability : float
-        The model's probability of the bin it was found in, from the search pass
-        that found it; 0 when the transit lasts longer than a planet's can at its period
-        (``longer_than_a_planet``).
+        That a planet is at this period: the vetter's (:mod:`exoperiod.search.vetting`),
+        which reads the scorer's probability beside the candidate's own transits; the
+        scorer's when the model has no vetter. 0 when the transit lasts longer than a
+        planet's can at its period (``longer_than_a_planet``).
     t0_btjd_or_bkjd : float
         Mid-time of the first transit in the data, in the light curve's own time system
         (BKJD for Kepler/K2, BTJD for TESS), days.
@@ -151,6 +152,9 @@ class Candidate:
         standard deviations of the periodogram. A significance that does not depend on
         the model (TLS's rule of thumb: SDE > 9 is a false-alarm rate below 1e-4 on
         white noise); None outside the grid.
+    scorer_probability : float or None
+        The scorer's probability of the candidate's peak (its bin and the neighbours),
+        from the search pass that found it, before vetting; None outside the grid.
     longer_than_a_planet : bool
         ``duration_hours`` exceeds :func:`exoperiod.orbits.longest_transit_hours` at
         this period: a dip of stellar variability, not a transit (not in the JSON; the
@@ -176,13 +180,14 @@ class Candidate:
     transit_times_btjd_or_bkjd: list[float] = field(default_factory=list)
     outside_grid: bool = False
     sde: float | None = None
+    scorer_probability: float | None = None
     longer_than_a_planet: bool = False
 
     JSON_KEYS: ClassVar[tuple[str, ...]] = (
         "period_days", "probability", "t0_btjd_or_bkjd", "duration_hours", "depth_ppm", "snr",
         "odd_even_depth_ratio", "bin_index", "search_pass", "note", "better_period_days",
         "period_err_days", "t0_err_days", "duration_err_hours", "depth_err_ppm", "outside_grid",
-        "transit_times_btjd_or_bkjd", "sde",
+        "transit_times_btjd_or_bkjd", "sde", "scorer_probability",
     )
 
     def to_dict(self) -> dict:

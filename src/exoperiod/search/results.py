@@ -1,7 +1,7 @@
 """Predictions as tables and folded light curves, for work in a notebook.
 
 Place in the flow (search side): readers -> inputs -> preprocess -> fold -> model -> refine
-(ephemeris, offgrid) -> predict -> views, plots, **results** -> outputs, batch.
+(ephemeris, offgrid) -> vetting -> predict -> views, plots, **results** -> outputs, batch.
 
 :class:`~exoperiod.search.predict.Prediction` delegates its ``to_pandas``, ``to_table`` and
 ``fold`` methods here (``plot`` to :func:`exoperiod.search.plots.report_figure`);

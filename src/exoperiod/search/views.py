@@ -1,7 +1,7 @@
 """Vetting views of a candidate: the phase-folded inputs of Astronet- and ExoMiner-like models.
 
 Place in the flow (search side): readers -> inputs -> preprocess -> fold -> model -> refine
-(ephemeris, offgrid) -> predict -> **views**, plots, results -> outputs, batch.
+(ephemeris, offgrid) -> vetting -> predict -> **views**, plots, results -> outputs, batch.
 
 A period alone does not say whether a signal is a planet; vetting models judge the
 *shape* of the folded light curve. This module makes the views they are trained on, so

@@ -1,7 +1,7 @@
 """Dataset building: positive, negative and synthetic samples for training.
 
 Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> **datasets**,
-curves -> train -> evaluate; presets, demo.
+curves -> train -> vetting -> evaluate; presets, demo.
 
 See :mod:`exoperiod.learning.datasets.build` for the datasets and sources,
 :mod:`exoperiod.learning.datasets.store` for the output format and how builds resume, and

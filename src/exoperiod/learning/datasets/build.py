@@ -1,7 +1,7 @@
 """Positives, negatives and synthetics: the datasets a period model learns from.
 
 Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> **datasets**,
-curves -> train -> evaluate; presets, demo.
+curves -> train -> vetting -> evaluate; presets, demo.
 
 Each dataset is a class built from a :class:`~exoperiod.config.Config` and a light-curve
 source, then built::

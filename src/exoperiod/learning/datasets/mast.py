@@ -1,7 +1,7 @@
 """Light curves from MAST: lightkurve's product search, then polite, resumable downloads.
 
 Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> **datasets**,
-curves -> train -> evaluate; presets, demo.
+curves -> train -> vetting -> evaluate; presets, demo.
 
 The search is lightkurve's ``search_lightcurve`` (which asks MAST through astroquery);
 the files it lists are then fetched by :func:`~exoperiod.learning.http.download_file`

@@ -1,7 +1,7 @@
 """One star's samples: light curves in, sample files and metadata rows out.
 
 Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> **datasets**,
-curves -> train -> evaluate; presets, demo.
+curves -> train -> vetting -> evaluate; presets, demo.
 
 This is the work a build spreads over processes. It depends only on the configuration,
 the job (dataset kind, star index, star and files) and the dataset's planet rule, and

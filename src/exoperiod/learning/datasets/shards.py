@@ -1,7 +1,7 @@
 """Dataset folders packed into Parquet shards, for training at scale.
 
 Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> **datasets**
-(folders, then shards), curves -> train -> evaluate; presets, demo.
+(folders, then shards), curves -> train -> vetting -> evaluate; presets, demo.
 
 The dataset folders keep one ``.npz`` per sample: that is what lets a build resume
 sample by sample, but a million samples are a million small files, and a shared

@@ -1,7 +1,7 @@
 """Light curves already on disk: a folder indexed by KIC / EPIC / TIC number.
 
 Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> **datasets**,
-curves -> train -> evaluate; presets, demo.
+curves -> train -> vetting -> evaluate; presets, demo.
 
 Any folder of files :func:`exoperiod.search.readers.read_lightcurve` can read will do (MAST
 bulk-download trees, the MAST cache of earlier builds, ``../shared/data``). A file is

@@ -1,7 +1,7 @@
 """What a dataset folder holds, and how it survives being killed.
 
 Place in the flow (learning side): simulate, instruments, catalog (http) -> inject -> **datasets**,
-curves -> train -> evaluate; presets, demo.
+curves -> train -> vetting -> evaluate; presets, demo.
 
 A dataset folder has one ``<sample_id>.npz`` per sample, ``metadata.csv`` and
 ``metadata.parquet`` (one row per sample), ``failures.csv`` (one row per star or file
