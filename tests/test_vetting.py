@@ -7,6 +7,8 @@ probability beside the scorer's.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import lightkurve as lk
 import numpy as np
 import pytest
@@ -24,7 +26,7 @@ from exoperiod.search.predict import predict
 from exoperiod.search.preprocess import to_series
 from exoperiod.search.readers import read_lightcurve
 from exoperiod.search.refine import TransitSearch, refine_bin
-from exoperiod.search.vetting import vetting_features
+from exoperiod.search.vetting import vet, vetting_features
 
 KEPLER_6_Q0 = "lightcurves/kepler/10874614/kplr010874614-2009131105131_llc.fits"
 KEPLER_6_B_DAYS = 3.234699
@@ -80,6 +82,18 @@ def test_a_binary_leaves_every_other_draw_of_a_training_curve_alone():
     assert (plain.layout, plain.source) == (binary.layout, binary.source)
     assert [p.period_days for p in plain.planets] == [p.period_days for p in binary.planets]
     assert not np.array_equal(plain.raw.flux.value, binary.raw.flux.value)
+
+
+def test_a_candidate_without_data_in_its_transits_keeps_the_scorer_s_probability(kepler62, shipped_model):
+    # One transit, a year after the quarter: no cadence to measure (astropy's compute_stats
+    # fails on that; a fitted ephemeris in sparse data can end up so).
+    search = TransitSearch(kepler62.series.detrended)
+    away = replace(kepler62.candidates[0], period_days=1000.0, t0_btjd_or_bkjd=float(search.time_days[-1]) + 365.0,
+                   probability=0.42, note=None)
+    assert vetting_features(search, away, 0.42) is None
+    kept = vet(shipped_model.vetter, search, away)
+    assert kept.probability == kept.scorer_probability == 0.42
+    assert "not vetted" in kept.note
 
 
 def _rule(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -86,8 +86,11 @@ def candidate_rows(seed: int, model_path: str, config: Config, real_files: list[
     rows = []
     for candidate in found.candidates:
         if candidate.longer_than_a_planet or not np.isfinite(candidate.probability):
-            continue  # probability 0 by rule, or outside the grid: nothing to vet
-        row = dict(zip(VETTING_FEATURES, vetting_features(search, candidate, candidate.probability).tolist()))
+            continue  # probability 0 by rule, or outside the grid: not vetted
+        features = vetting_features(search, candidate, candidate.probability)
+        if features is None:
+            continue  # no cadence in its transits: predict does not vet it either
+        row = dict(zip(VETTING_FEATURES, features.tolist()))
         row["planet"] = any(abs(candidate.period_days / t - 1) < PERIOD_TOLERANCE for t in truth)
         rows.append(row)
     return [{"seed": seed, **row} for row in rows] or [{"seed": seed, "planet": None}]

@@ -28,6 +28,7 @@ from scipy.special import logit
 
 from ..orbits import longest_transit_hours
 from .model import FEATURE_SNR_SCALE, Vetter
+from .refine import in_transit
 
 if TYPE_CHECKING:
     from .refine import Candidate, TransitSearch
@@ -37,8 +38,10 @@ if TYPE_CHECKING:
 PROBABILITY_CLIP = 1e-4
 
 
-def vetting_features(search: TransitSearch, candidate: Candidate, scorer_probability: float) -> np.ndarray:
-    """The :data:`~exoperiod.search.model.VETTING_FEATURES` of one refined candidate, float32.
+def vetting_features(search: TransitSearch, candidate: Candidate, scorer_probability: float) -> np.ndarray | None:
+    """The :data:`~exoperiod.search.model.VETTING_FEATURES` of one refined candidate, float32;
+    None when no cadence lies in its transits (the fitted ephemeris can put a box found
+    in sparse data into a gap): there is nothing to vet.
 
     Parameters
     ----------
@@ -50,6 +53,8 @@ def vetting_features(search: TransitSearch, candidate: Candidate, scorer_probabi
         The scorer's probability of the candidate's peak (before vetting).
     """
     duration_days = candidate.duration_hours / 24.0
+    if not in_transit(search.time_days, candidate.period_days, candidate.t0_btjd_or_bkjd, duration_days).any():
+        return None
     stats = search.bls.compute_stats(candidate.period_days, duration_days, candidate.t0_btjd_or_bkjd)
     depth, depth_err = stats["depth"]
     (odd, odd_err), (even, even_err) = stats["depth_odd"], stats["depth_even"]
@@ -81,11 +86,15 @@ def vetting_features(search: TransitSearch, candidate: Candidate, scorer_probabi
 def vet(vetter: Vetter | None, search: TransitSearch, candidate: Candidate) -> Candidate:
     """``candidate`` with the vetter's probability, the scorer's kept as ``scorer_probability``.
 
-    Without a vetter, and for a candidate too long for a planet (probability 0 by rule:
-    :func:`~exoperiod.search.refine.candidate_from_fit`), the probability stays as it is.
+    Without a vetter, for a candidate too long for a planet (probability 0 by rule:
+    :func:`~exoperiod.search.refine.candidate_from_fit`) and for one with no cadence in its
+    transits (a note says so), the probability stays as it is.
     """
     scorer = candidate.probability
     if vetter is None or candidate.longer_than_a_planet or not np.isfinite(scorer):
         return replace(candidate, scorer_probability=scorer)
-    probability = float(vetter.probability(vetting_features(search, candidate, scorer)))
-    return replace(candidate, probability=probability, scorer_probability=scorer)
+    features = vetting_features(search, candidate, scorer)
+    if features is None:
+        note = "no cadence in its fitted transits: not vetted, the probability is the scorer's"
+        return replace(candidate, scorer_probability=scorer, note="; ".join(filter(None, [candidate.note, note])))
+    return replace(candidate, probability=float(vetter.probability(features)), scorer_probability=scorer)
