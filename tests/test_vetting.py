@@ -153,6 +153,7 @@ def test_a_candidate_s_probability_is_the_vetter_s_reading_of_its_transits(keple
     assert len(first_pass) >= 2
     for candidate in first_pass:
         features = vetting_features(search, candidate, candidate.scorer_probability)
+        assert np.array_equal(candidate.vetting_features, features)
         assert candidate.probability == pytest.approx(shipped_model.vetter.probability(features), abs=1e-6)
 
 
@@ -160,6 +161,8 @@ def test_without_a_vetter_the_probability_is_the_scorer_s(shared_data, shipped_m
     plain = PeriodModel(shipped_model.config, shipped_model.net, temperature=shipped_model.temperature)
     prediction = predict(shared_data / KEPLER_6_Q0, plain, max_planets=1)
     assert all(c.probability == c.scorer_probability for c in prediction.candidates)
+    # What a vetter would read is measured all the same: a vetter is fitted on it.
+    assert all(c.vetting_features is not None for c in prediction.candidates if not c.longer_than_a_planet)
     vetted = predict(shared_data / KEPLER_6_Q0, shipped_model, max_planets=1)
     assert [c.scorer_probability for c in vetted.candidates] == [c.scorer_probability for c in prediction.candidates]
 

@@ -72,8 +72,6 @@ def candidate_rows(seed: int, model_path: str, config: Config, real_files: list[
     (its period is an injected planet's) and ``seed``; one row with ``planet`` None when
     the light curve gave no candidate to vet."""
     from ..search.predict import predict
-    from ..search.refine import TransitSearch
-    from ..search.vetting import vetting_features
 
     model = _worker_model(model_path)
     try:
@@ -81,16 +79,12 @@ def candidate_rows(seed: int, model_path: str, config: Config, real_files: list[
     except PreprocessError:  # too little valid data left: write_curves skips it too
         return [{"seed": seed, "planet": None}]
     found = predict(sample.raw, model, top_k=TOP_K, max_planets=1, off_grid=False)
-    search = TransitSearch(found.series.detrended)
     truth = [p.period_days for p in sample.planets]
     rows = []
     for candidate in found.candidates:
-        if candidate.longer_than_a_planet or not np.isfinite(candidate.probability):
-            continue  # probability 0 by rule, or outside the grid: not vetted
-        features = vetting_features(search, candidate, candidate.probability)
-        if features is None:
-            continue  # no cadence in its transits: predict does not vet it either
-        row = dict(zip(VETTING_FEATURES, features.tolist()))
+        if candidate.vetting_features is None:
+            continue  # predict does not vet it either (search.vetting.vet)
+        row = dict(zip(VETTING_FEATURES, candidate.vetting_features.tolist()))
         row["planet"] = any(abs(candidate.period_days / t - 1) < PERIOD_TOLERANCE for t in truth)
         rows.append(row)
     return [{"seed": seed, **row} for row in rows] or [{"seed": seed, "planet": None}]

@@ -155,6 +155,9 @@ class Candidate:
     scorer_probability : float or None
         The scorer's probability of the candidate's peak (its bin and the neighbours),
         from the search pass that found it, before vetting; None outside the grid.
+    vetting_features : ndarray or None
+        What the vetter read (:func:`exoperiod.search.vetting.vetting_features`), also
+        without a vetter; None when the candidate is not vetted (not in the JSON).
     longer_than_a_planet : bool
         ``duration_hours`` exceeds :func:`exoperiod.orbits.longest_transit_hours` at
         this period: a dip of stellar variability, not a transit (not in the JSON; the
@@ -181,6 +184,7 @@ class Candidate:
     outside_grid: bool = False
     sde: float | None = None
     scorer_probability: float | None = None
+    vetting_features: np.ndarray | None = field(default=None, repr=False, compare=False)
     longer_than_a_planet: bool = False
 
     JSON_KEYS: ClassVar[tuple[str, ...]] = (

@@ -84,17 +84,22 @@ def vetting_features(search: TransitSearch, candidate: Candidate, scorer_probabi
 
 
 def vet(vetter: Vetter | None, search: TransitSearch, candidate: Candidate) -> Candidate:
-    """``candidate`` with the vetter's probability, the scorer's kept as ``scorer_probability``.
+    """``candidate`` with the vetter's probability, the scorer's kept as ``scorer_probability``
+    and what the vetter read as ``vetting_features`` (measured also without a vetter: the
+    examples a vetter is fitted on are these, :mod:`exoperiod.learning.vetting`).
 
-    Without a vetter, for a candidate too long for a planet (probability 0 by rule:
-    :func:`~exoperiod.search.refine.candidate_from_fit`) and for one with no cadence in its
-    transits (a note says so), the probability stays as it is.
+    A candidate too long for a planet (probability 0 by rule:
+    :func:`~exoperiod.search.refine.candidate_from_fit`) or outside the grid is not vetted;
+    without a vetter, and for a candidate with no cadence in its transits (a note says
+    so), the probability stays the scorer's.
     """
     scorer = candidate.probability
-    if vetter is None or candidate.longer_than_a_planet or not np.isfinite(scorer):
-        return replace(candidate, scorer_probability=scorer)
+    candidate = replace(candidate, scorer_probability=scorer)
+    if candidate.longer_than_a_planet or not np.isfinite(scorer):
+        return candidate
     features = vetting_features(search, candidate, scorer)
     if features is None:
         note = "no cadence in its fitted transits: not vetted, the probability is the scorer's"
-        return replace(candidate, scorer_probability=scorer, note="; ".join(filter(None, [candidate.note, note])))
-    return replace(candidate, probability=float(vetter.probability(features)), scorer_probability=scorer)
+        return replace(candidate, note="; ".join(filter(None, [candidate.note, note]))) if vetter else candidate
+    candidate = replace(candidate, vetting_features=features)
+    return replace(candidate, probability=float(vetter.probability(features))) if vetter else candidate
